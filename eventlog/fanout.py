@@ -1,0 +1,154 @@
+"""One loop per sink: read after the sink's cursor, deliver, then move the cursor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from eventlog.journal import Entry, Journal
+from eventlog.metrics import Metrics
+from eventlog.sink import Rejection, Sink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class SinkState:
+    name: str
+    cursor: int = 0
+    state: str = "starting"
+    last_error: str | None = None
+    failures: int = 0
+
+
+class FanOut:
+    def __init__(
+        self,
+        journal: Journal,
+        sinks: Sequence[Sink],
+        metrics: Metrics,
+        *,
+        batch_events: int,
+        poll_seconds: float,
+        max_backoff_seconds: float,
+    ) -> None:
+        self._journal = journal
+        self._sinks = list(sinks)
+        self._metrics = metrics
+        self._batch = batch_events
+        self._poll = poll_seconds
+        self._max_backoff = max_backoff_seconds
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.states: dict[str, SinkState] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def notify(self, _seq: int) -> None:
+        """Called from the journal writer thread after each commit."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake_all)
+
+    def _wake_all(self) -> None:
+        for wakeup in self._wakeups.values():
+            wakeup.set()
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for sink in self._sinks:
+            self._wakeups[sink.name] = asyncio.Event()
+            self.states[sink.name] = SinkState(sink.name, cursor=self._journal.cursor(sink.name))
+            self._tasks.append(asyncio.create_task(self._run(sink), name=f"fanout-{sink.name}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for sink in self._sinks:
+            await sink.close()
+
+    async def drain(self, timeout_seconds: float = 10.0) -> bool:
+        """Wait until every sink has caught up with the journal (tests, shutdown)."""
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            if all(s.cursor >= self._journal.last_seq for s in self.states.values()):
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+    def lag(self, name: str) -> tuple[int, float]:
+        """(events behind, seconds the oldest undelivered event has waited)."""
+        state = self.states[name]
+        behind = max(0, self._journal.last_seq - state.cursor)
+        if behind == 0:
+            return 0, 0.0
+        committed = self._journal.committed_at(state.cursor + 1)
+        return behind, max(0.0, time.time() - committed) if committed else 0.0
+
+    async def _run(self, sink: Sink) -> None:
+        state = self.states[sink.name]
+        wakeup = self._wakeups[sink.name]
+        backoff = 0.1
+        while True:
+            entries = await asyncio.to_thread(self._journal.read_after, state.cursor, self._batch)
+            if not entries:
+                state.state = "idle"
+                wakeup.clear()
+                # Re-check after clearing: a commit may have landed in between.
+                if self._journal.last_seq > state.cursor:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), self._poll)
+                continue
+            state.state = "delivering"
+            try:
+                rejected = await sink.deliver(entries)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure means "retry later"
+                state.failures += 1
+                state.state = "retrying"
+                state.last_error = str(exc)[:500]
+                self._metrics.sink_failures.labels(sink.name).inc()
+                delay = random.uniform(backoff / 2, backoff)  # noqa: S311 - jitter, not a secret
+                log.warning(
+                    "sink delivery failed; will retry",
+                    extra={"sink": sink.name, "error": state.last_error, "retry_in_seconds": round(delay, 3)},
+                )
+                await asyncio.sleep(delay)
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            backoff = 0.1
+            state.last_error = None
+            await self._advance(sink.name, entries, rejected)
+            state.cursor = entries[-1].seq
+            self._metrics.sink_delivered.labels(sink.name).inc(len(entries) - len(rejected))
+
+    async def _advance(self, name: str, entries: Sequence[Entry], rejected: Sequence[Rejection]) -> None:
+        by_seq = {e.seq: e for e in entries}
+        last = entries[-1].seq
+        now = time.time()
+
+        def write(conn: sqlite3.Connection) -> None:
+            for rejection in rejected:
+                entry = by_seq[rejection.seq]
+                conn.execute(
+                    "INSERT INTO dead_letters (sink, seq, event_id, tenant, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, entry.seq, entry.id, entry.tenant, rejection.reason, now),
+                )
+            conn.execute(
+                "INSERT INTO sink_cursors (sink, seq, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
+                (name, last, now),
+            )
+
+        await self._journal.call(write)
+        if rejected:
+            self._metrics.sink_dead_letters.labels(name).inc(len(rejected))
+            log.error("sink rejected events; moved to dead letters", extra={"sink": name, "count": len(rejected)})

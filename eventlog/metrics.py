@@ -1,0 +1,53 @@
+"""Prometheus metrics of one service instance (own registry, so tests can build many apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events_accepted = Counter(
+            "eventlog_events_accepted", "Events committed to the journal.", ["source"], registry=self.registry
+        )
+        self.events_duplicate = Counter(
+            "eventlog_events_duplicate", "Replayed events answered with the original receipt.", registry=self.registry
+        )
+        self.events_rejected = Counter(
+            "eventlog_events_rejected", "Events or requests refused at ingest.", ["reason"], registry=self.registry
+        )
+        self.journal_commit_seconds = Histogram(
+            "eventlog_journal_commit_seconds",
+            "Time of one journal group commit, fsync included.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=self.registry,
+        )
+        self.journal_group_events = Histogram(
+            "eventlog_journal_group_events",
+            "Events per group commit.",
+            buckets=(1, 2, 5, 10, 50, 100, 500, 1000, 5000),
+            registry=self.registry,
+        )
+        self.sink_delivered = Counter(
+            "eventlog_sink_delivered_events", "Events a sink acknowledged.", ["sink"], registry=self.registry
+        )
+        self.sink_failures = Counter(
+            "eventlog_sink_failures", "Failed deliveries (retried).", ["sink"], registry=self.registry
+        )
+        self.sink_dead_letters = Counter(
+            "eventlog_sink_dead_letters", "Events a sink refused for good.", ["sink"], registry=self.registry
+        )
+        self.sink_lag_events = Gauge(
+            "eventlog_sink_lag_events", "Committed events not yet delivered.", ["sink"], registry=self.registry
+        )
+        self.sink_lag_seconds = Gauge(
+            "eventlog_sink_lag_seconds", "Age of the oldest undelivered event.", ["sink"], registry=self.registry
+        )
+        self.auth_failures = Counter(
+            "eventlog_auth_failures", "Refused authentications.", ["reason"], registry=self.registry
+        )
+
+    def observe_commit(self, seconds: float, events: int) -> None:
+        self.journal_commit_seconds.observe(seconds)
+        self.journal_group_events.observe(events)

@@ -1,0 +1,77 @@
+"""The one settings object, built once in the composition root and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of eventlog; environment variables use the ``EVENTLOG_`` prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="EVENTLOG_", extra="forbid", frozen=True)
+
+    data_dir: Path = Field(
+        Path("data"),
+        description="Directory holding the journal, the embedded search store, tokens and the signing key.",
+    )
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port the HTTP server listens on.")
+    stream: str = Field(
+        "",
+        max_length=64,
+        description="Name of this node's hash-chain stream; empty means the host name.",
+    )
+    retention_days: int = Field(
+        14, ge=1, le=3650, description="Events older than this many days are refused at ingest and expire."
+    )
+    max_future_seconds: int = Field(
+        300, ge=0, description="How far in the future an event's `time` may lie, in seconds."
+    )
+    max_event_bytes: int = Field(65_536, ge=1_024, description="Largest accepted event, as JSON, in bytes.")
+    max_request_bytes: int = Field(5 * 1024 * 1024, ge=1_024, description="Largest accepted request body, in bytes.")
+    max_request_events: int = Field(1_000, ge=1, description="Most events accepted in one request.")
+    max_details_depth: int = Field(8, ge=1, le=32, description="Deepest nesting allowed inside `details`.")
+    group_commit_max_events: int = Field(
+        5_000, ge=1, description="Most events the journal writer commits in one transaction."
+    )
+    checkpoint_interval_seconds: float = Field(
+        300.0, gt=0, description="How often the node signs a checkpoint of its chain, in seconds."
+    )
+    fanout_batch_events: int = Field(2_000, ge=1, description="Most events a sink receives in one delivery.")
+    fanout_poll_seconds: float = Field(
+        1.0, gt=0, description="Longest a sink loop sleeps before looking for new events, in seconds."
+    )
+    fanout_max_backoff_seconds: float = Field(
+        30.0, gt=0, description="Longest wait between two retries of a failing sink, in seconds."
+    )
+    auth_failure_limit: int = Field(10, ge=1, description="Failed authentications from one address that trigger 429.")
+    auth_failure_window_seconds: float = Field(
+        300.0, gt=0, description="Window in which failed authentications are counted, in seconds."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Proxy addresses (or CIDRs) whose X-Forwarded-For is believed; JSON list.",
+    )
+    log_level: str = Field("INFO", description="Level of the service's JSON logs (DEBUG, INFO, WARNING, ERROR).")
+    bootstrap_tenant: str = Field(
+        "default", description="Tenant of the admin token printed when the service starts with no tokens."
+    )
+
+    @property
+    def journal_path(self) -> Path:
+        return self.data_dir / "journal.db"
+
+    @property
+    def search_path(self) -> Path:
+        return self.data_dir / "search.db"
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.data_dir / "tokens.db"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.data_dir / "signing.key"

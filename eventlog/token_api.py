@@ -1,0 +1,81 @@
+"""/v1/tokens: create, list and revoke API tokens over HTTP (admin scope)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from eventlog.auth import Principal
+from eventlog.context import Context
+from eventlog.dependencies import context, principal
+from eventlog.errors import ApiError
+from eventlog.tokens import TokenError, parse_scopes
+
+router = APIRouter(tags=["tokens"])
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: str = Field(min_length=1, max_length=128)
+    scopes: list[str] = Field(min_length=1, description="events:write, events:read, admin")
+    name: str = Field("", max_length=256)
+    expires_days: int | None = Field(None, ge=1, le=3650)
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    tenant: str
+    scopes: list[str]
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
+
+
+class IssuedOut(TokenOut):
+    secret: str = Field(description="Shown once; only its SHA-256 hash is kept.")
+
+
+@router.post("/v1/tokens", status_code=201, response_model=IssuedOut, summary="Create a token")
+async def create_token(
+    body: TokenRequest,
+    request: Request,
+    _: Annotated[Principal, Depends(principal("admin", "eventlog.tokens.create"))],
+    ctx: Annotated[Context, Depends(context)],
+) -> dict[str, object]:
+    try:
+        issued = ctx.tokens.create(
+            tenant=body.tenant,
+            scopes=parse_scopes(",".join(body.scopes)),
+            name=body.name,
+            expires_days=body.expires_days,
+        )
+    except TokenError as exc:
+        raise ApiError(422, "invalid_token_request", str(exc)) from None
+    request.state.audit_target = {"type": "token", "id": issued.token.id, "name": body.name or None}
+    return {**issued.token.as_dict(), "secret": issued.secret}
+
+
+@router.get("/v1/tokens", response_model=list[TokenOut], summary="List tokens (never their secrets)")
+async def list_tokens(
+    _: Annotated[Principal, Depends(principal("admin", "eventlog.tokens.list"))],
+    ctx: Annotated[Context, Depends(context)],
+) -> list[dict[str, object]]:
+    return [t.as_dict() for t in ctx.tokens.list()]
+
+
+@router.delete("/v1/tokens/{token_id}", response_model=TokenOut, summary="Revoke a token")
+async def revoke_token(
+    token_id: Annotated[str, Path(max_length=64)],
+    request: Request,
+    _: Annotated[Principal, Depends(principal("admin", "eventlog.tokens.revoke"))],
+    ctx: Annotated[Context, Depends(context)],
+) -> dict[str, object]:
+    request.state.audit_target = {"type": "token", "id": token_id}
+    try:
+        return ctx.tokens.revoke(token_id).as_dict()
+    except TokenError as exc:
+        raise ApiError(404, "token_not_found", str(exc)) from None

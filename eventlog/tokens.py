@@ -1,0 +1,186 @@
+"""API tokens: random secrets shown once, stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from eventlog.model import format_time, parse_time
+
+SCOPES = frozenset({"events:write", "events:read", "admin"})
+PREFIX = "evl_"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    secret_sha256 BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    revoked_at TEXT
+);
+"""
+
+
+class TokenError(ValueError):
+    """A token request that cannot be honoured; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    id: str
+    name: str
+    tenant: str
+    scopes: frozenset[str]
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "tenant": self.tenant,
+            "scopes": sorted(self.scopes),
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    token: Token
+    secret: str
+
+
+def parse_scopes(text: str) -> frozenset[str]:
+    scopes = frozenset(s.strip() for s in text.split(",") if s.strip())
+    unknown = scopes - SCOPES
+    if not scopes or unknown:
+        raise TokenError(
+            f"unknown scope(s) {', '.join(sorted(unknown)) or '(none given)'}; choose from {', '.join(sorted(SCOPES))}"
+        )
+    return scopes
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+class TokenStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        self._conn.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def create(
+        self,
+        *,
+        tenant: str,
+        scopes: frozenset[str],
+        name: str = "",
+        expires_days: int | None = None,
+        now: datetime | None = None,
+    ) -> Issued:
+        tenant = tenant.strip()
+        if not tenant or len(tenant) > 128 or not tenant.isprintable():
+            raise TokenError("tenant must be 1-128 printable characters")
+        if scopes - SCOPES or not scopes:
+            raise TokenError(f"scopes must be a non-empty subset of {', '.join(sorted(SCOPES))}")
+        if expires_days is not None and expires_days < 1:
+            raise TokenError("--expires-days must be at least 1")
+        now = now or datetime.now(UTC)
+        token_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        token = Token(
+            id=token_id,
+            name=name,
+            tenant=tenant,
+            scopes=scopes,
+            created_at=format_time(now),
+            expires_at=format_time(now + timedelta(days=expires_days)) if expires_days else None,
+            revoked_at=None,
+        )
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO tokens (id, name, tenant, scopes, secret_sha256, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (token.id, name, tenant, ",".join(sorted(scopes)), _digest(secret), token.created_at, token.expires_at),
+            )
+        return Issued(token, f"{PREFIX}{token_id}_{secret}")
+
+    def list(self, tenant: str | None = None) -> list[Token]:
+        sql = "SELECT id, name, tenant, scopes, created_at, expires_at, revoked_at FROM tokens"
+        params: tuple[str, ...] = ()
+        if tenant is not None:
+            sql += " WHERE tenant = ?"
+            params = (tenant,)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY created_at, id", params).fetchall()
+        return [_row_to_token(row) for row in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM tokens").fetchone()[0])
+
+    def get(self, token_id: str) -> Token | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, name, tenant, scopes, created_at, expires_at, revoked_at FROM tokens WHERE id = ?",
+                (token_id,),
+            ).fetchone()
+        return _row_to_token(row) if row else None
+
+    def revoke(self, token_id: str, now: datetime | None = None) -> Token:
+        stamp = format_time(now or datetime.now(UTC))
+        with self._lock:
+            cur = self._conn.execute(
+                "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", (stamp, token_id)
+            )
+        if cur.rowcount == 0:
+            raise TokenError(f"no token with id {token_id!r}; `eventlog tokens list` shows the ids")
+        token = self.get(token_id)
+        assert token is not None
+        return token
+
+    def authenticate(self, bearer: str, now: datetime | None = None) -> Token | None:
+        """The live token this secret belongs to, or None. Constant-time on the secret."""
+        if not bearer.startswith(PREFIX):
+            return None
+        token_id, sep, secret = bearer[len(PREFIX) :].partition("_")
+        if not sep or len(token_id) != 16 or not secret:
+            return None
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, name, tenant, scopes, created_at, expires_at, revoked_at, secret_sha256 FROM tokens WHERE id = ?",
+                (token_id,),
+            ).fetchone()
+        # Compare against a dummy digest when the id is unknown, so timing does not reveal ids.
+        stored = bytes(row[7]) if row else b"\0" * 32
+        if not hmac.compare_digest(_digest(secret), stored) or row is None:
+            return None
+        token = _row_to_token(row[:7])
+        if token.revoked_at is not None:
+            return None
+        if token.expires_at is not None and parse_time(token.expires_at) <= (now or datetime.now(UTC)):
+            return None
+        return token
+
+
+def _row_to_token(row: tuple[str, str, str, str, str, str | None, str | None]) -> Token:
+    return Token(row[0], row[1], row[2], frozenset(row[3].split(",")), row[4], row[5], row[6])

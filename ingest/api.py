@@ -1,0 +1,202 @@
+"""POST /v1/events: validate a whole request, commit it durably, answer receipts."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+import uuid_utils
+from fastapi import APIRouter, Depends, Request
+from pydantic import TypeAdapter, ValidationError
+from starlette.responses import Response
+
+from eventlog.auth import Principal
+from eventlog.canonical import canonical_json
+from eventlog.context import Context
+from eventlog.dependencies import context, principal
+from eventlog.errors import ApiError, json_pointer
+from eventlog.journal import JournalClosed, Prepared
+from eventlog.model import EventIn, Receipts, to_document
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["ingest"])
+
+_EVENTS = TypeAdapter(list[EventIn])
+_SERVER_FIELDS = {
+    "tenant": "tenant comes from your token; remove it",
+    "received_at": "received_at is set by the server; remove it",
+    "chain": "chain is set by the server; remove it",
+}
+_MAX_REPORTED_ERRORS = 100
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "body_too_large", f"the body exceeds {limit} bytes; send fewer events per request")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "body_too_large", f"the body exceeds {limit} bytes; send fewer events per request")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _items(payload: Any, max_events: int) -> tuple[list[Any], tuple[str | int, ...]]:
+    """The list of raw events and the pointer prefix of each one."""
+    if isinstance(payload, dict) and "events" in payload:
+        extra = sorted(set(payload) - {"events"})
+        if extra:
+            raise ApiError(
+                422,
+                "invalid_batch",
+                "a batch holds only `events`",
+                [{"index": None, "pointer": json_pointer([extra[0]]), "message": "unexpected field; remove it"}],
+            )
+        events = payload["events"]
+        if not isinstance(events, list):
+            raise ApiError(
+                422,
+                "invalid_batch",
+                "`events` must be a list of event objects",
+                [{"index": None, "pointer": "/events", "message": "must be a list"}],
+            )
+        if not events:
+            raise ApiError(
+                422,
+                "invalid_batch",
+                "`events` is empty; send at least one event",
+                [{"index": None, "pointer": "/events", "message": "must not be empty"}],
+            )
+        if len(events) > max_events:
+            raise ApiError(
+                413,
+                "too_many_events",
+                f"{len(events)} events in one request; the limit is {max_events}, split the batch",
+            )
+        return events, ("events",)
+    if isinstance(payload, dict):
+        return [payload], ()
+    raise ApiError(
+        422,
+        "invalid_batch",
+        'send one event object or {"events": [...]}',
+        [{"index": None, "pointer": "", "message": f"got a JSON {type(payload).__name__}, expected an object"}],
+    )
+
+
+def _check_items(items: list[Any], prefix: tuple[str | int, ...], max_event_bytes: int) -> None:
+    too_large: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        at = (*prefix, index) if prefix else ()
+        if not isinstance(item, dict):
+            errors.append({"index": index, "pointer": json_pointer(at), "message": "must be a JSON object"})
+            continue
+        size = len(orjson.dumps(item))
+        if size > max_event_bytes:
+            too_large.append(
+                {
+                    "index": index,
+                    "pointer": json_pointer(at),
+                    "message": f"{size} bytes; the limit is {max_event_bytes}",
+                }
+            )
+        for key, why in _SERVER_FIELDS.items():
+            if key in item:
+                errors.append({"index": index, "pointer": json_pointer((*at, key)), "message": why})
+    if too_large:
+        raise ApiError(
+            413, "event_too_large", "an event exceeds the size limit; shrink `details` or `message`", too_large
+        )
+    if errors:
+        raise ApiError(422, "invalid_events", "no event was stored; fix the listed fields and resend", errors)
+
+
+def _validate(items: list[Any], prefix: tuple[str | int, ...], ctx: Context, now: datetime) -> list[EventIn]:
+    settings = ctx.settings
+    try:
+        return _EVENTS.validate_python(
+            items,
+            context={
+                "now": now,
+                "retention_days": settings.retention_days,
+                "max_future_seconds": settings.max_future_seconds,
+                "max_details_depth": settings.max_details_depth,
+            },
+        )
+    except ValidationError as exc:
+        errors = []
+        for error in exc.errors()[:_MAX_REPORTED_ERRORS]:
+            index, *path = error["loc"]
+            at = (*prefix, index, *path) if prefix else tuple(path)
+            message = error["msg"].removeprefix("Value error, ")
+            errors.append({"index": index, "pointer": json_pointer(at), "message": message})
+        raise ApiError(422, "invalid_events", "no event was stored; fix the listed fields and resend", errors) from None
+
+
+@router.post(
+    "/v1/events",
+    status_code=201,
+    response_model=Receipts,
+    summary="Append one event or a batch",
+    responses={
+        200: {"description": "Every event was a replay of an id already stored."},
+        400: {"description": "The body is not JSON."},
+        413: {"description": "The body, the batch or one event is too large."},
+        422: {"description": "An event is invalid; nothing was stored."},
+        503: {"description": "The journal cannot write; retry later."},
+    },
+)
+async def post_events(
+    request: Request,
+    caller: Annotated[Principal, Depends(principal("events:write"))],
+    ctx: Annotated[Context, Depends(context)],
+) -> Response:
+    """Body: one event object or `{"events": [...]}`. All or nothing per request."""
+    settings = ctx.settings
+    metrics = ctx.metrics
+    try:
+        body = await _read_body(request, settings.max_request_bytes)
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, "invalid_json", f"the body is not JSON ({exc}); send application/json") from None
+        items, prefix = _items(payload, settings.max_request_events)
+        _check_items(items, prefix, settings.max_event_bytes)
+        now = datetime.now(UTC)
+        events = _validate(items, prefix, ctx, now)
+    except ApiError as exc:
+        metrics.events_rejected.labels(exc.code).inc()
+        raise
+
+    prepared = []
+    for event in events:
+        event_id = event.id or str(uuid_utils.uuid7())
+        document = to_document(event, event_id=event_id, tenant=caller.tenant, received_at=now)
+        prepared.append(Prepared(event_id, document, canonical_json(document), event.id is not None))
+    try:
+        appended = await ctx.journal.append(caller.tenant, prepared)
+    except (JournalClosed, sqlite3.Error) as exc:
+        log.error("journal append failed", extra={"error": str(exc)})
+        raise ApiError(
+            503,
+            "journal_unavailable",
+            "the journal could not commit; nothing was stored, retry",
+            headers={"Retry-After": "1"},
+        ) from None
+
+    created = sum(1 for a in appended if not a.duplicate)
+    if created:
+        metrics.events_accepted.labels("api").inc(created)
+    if created < len(appended):
+        metrics.events_duplicate.inc(len(appended) - created)
+    receipts = [{"id": a.id, "hash": a.hash, "duplicate": a.duplicate} for a in appended]
+    return Response(
+        orjson.dumps({"receipts": receipts}), status_code=201 if created else 200, media_type="application/json"
+    )

@@ -1,0 +1,213 @@
+"""The embedded search store: SQLite with FTS5, fed by the fan-out like any sink."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from eventlog.journal import Entry
+from eventlog.model import parse_time, time_to_us
+from eventlog.sink import Rejection
+from search.backend import EventQuery, Page, Position, Scope, TenantScopeMissing
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    rowid INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    time_us INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    actor_id TEXT,
+    source TEXT NOT NULL,
+    document BLOB NOT NULL,
+    UNIQUE (tenant, id)
+);
+CREATE INDEX IF NOT EXISTS events_tenant_time ON events (tenant, time_us, id);
+CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5 (body, tokenize = 'unicode61 remove_diacritics 2');
+"""
+
+_TENANT_CONDITION = "tenant = ?"
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # The journal is the durable copy; the store can be rebuilt from it, so
+    # NORMAL (fsync at checkpoints only) is enough here.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield str(value)
+
+
+def searchable_text(document: dict[str, Any]) -> str:
+    """What free text matches: the message, the names, and every value in details."""
+    parts = [
+        document.get("message", ""),
+        document.get("actor", {}).get("name", ""),
+        document.get("target", {}).get("name", ""),
+    ]
+    parts.extend(_strings(document.get("details", {})))
+    return "\n".join(p for p in parts if p)
+
+
+def fts_match(text: str) -> str | None:
+    """Plain words to an FTS5 expression: every word a quoted string, all required."""
+    words = text.split()
+    if not words:
+        return None
+    return " AND ".join('"' + word.replace('"', '""') + '"' for word in words)
+
+
+class SqliteStore:
+    """Both the embedded `SearchBackend` and the `Sink` that fills it."""
+
+    name = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._writer = _connect(path)
+        self._writer.executescript(SCHEMA)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self._path)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    # -- Sink --------------------------------------------------------------
+
+    async def deliver(self, entries: Sequence[Entry]) -> Sequence[Rejection]:
+        return await asyncio.to_thread(self._insert, entries)
+
+    def _insert(self, entries: Sequence[Entry]) -> list[Rejection]:
+        rejected: list[Rejection] = []
+        conn = self._writer
+        conn.execute("BEGIN")
+        try:
+            for entry in entries:
+                try:
+                    document = orjson.loads(entry.document)
+                    time_us = time_to_us(parse_time(document["time"]))
+                except (ValueError, KeyError, TypeError) as exc:
+                    rejected.append(Rejection(entry.seq, f"unreadable document: {exc}"))
+                    continue
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO events (tenant, id, time_us, action, outcome, actor_id, source, document) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        entry.tenant,
+                        entry.id,
+                        time_us,
+                        document.get("action", ""),
+                        document.get("outcome", "unknown"),
+                        document.get("actor", {}).get("id"),
+                        document.get("source", "api"),
+                        entry.document,
+                    ),
+                )
+                # A redelivered event is ignored above; index its text only once.
+                if cur.rowcount == 1:
+                    conn.execute(
+                        "INSERT INTO events_fts (rowid, body) VALUES (?, ?)", (cur.lastrowid, searchable_text(document))
+                    )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return rejected
+
+    async def healthcheck(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self._writer.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    # -- SearchBackend -----------------------------------------------------
+
+    async def search(self, scope: Scope, query: EventQuery) -> Page:
+        return await asyncio.to_thread(self._search, scope, query)
+
+    async def get(self, scope: Scope, event_id: str) -> bytes | None:
+        sql, params = _checked(
+            scope, "SELECT document FROM events WHERE tenant = ? AND id = ?", [scope.tenant, event_id]
+        )
+        row = await asyncio.to_thread(lambda: self._reader().execute(sql, params).fetchone())
+        return bytes(row[0]) if row else None
+
+    def _search(self, scope: Scope, query: EventQuery) -> Page:
+        where = [_TENANT_CONDITION]
+        params: list[Any] = [scope.tenant]
+        if query.since_us is not None:
+            where.append("time_us >= ?")
+            params.append(query.since_us)
+        if query.until_us is not None:
+            where.append("time_us < ?")
+            params.append(query.until_us)
+        for column, value in (
+            ("action", query.action),
+            ("actor_id", query.actor),
+            ("outcome", query.outcome),
+            ("source", query.source),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        match = fts_match(query.text) if query.text else None
+        if match is not None:
+            where.append("rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
+            params.append(match)
+        descending = query.order == "desc"
+        if query.after is not None:
+            where.append("(time_us, id) < (?, ?)" if descending else "(time_us, id) > (?, ?)")
+            params.extend((query.after.time_us, query.after.id))
+        direction = "DESC" if descending else "ASC"
+        sql = (
+            f"SELECT time_us, id, document FROM events WHERE {' AND '.join(where)} "
+            f"ORDER BY time_us {direction}, id {direction} LIMIT ?"
+        )
+        params.append(query.limit + 1)
+        sql, params = _checked(scope, sql, params)
+        rows = self._reader().execute(sql, params).fetchall()
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        last = Position(rows[-1][0], rows[-1][1]) if rows else None
+        return Page([bytes(r[2]) for r in rows], last, more)
+
+
+def _checked(scope: Scope, sql: str, params: list[Any]) -> tuple[str, list[Any]]:
+    """The failsafe: no statement leaves without the tenant condition bound to the scope."""
+    where = sql.find(" WHERE ")
+    if where < 0 or not sql[where + 7 :].startswith(_TENANT_CONDITION) or not params or params[0] != scope.tenant:
+        raise TenantScopeMissing(f"refusing a store request without the tenant condition: {sql[:80]}")
+    return sql, params
