@@ -14,14 +14,15 @@ from typing import Any
 import orjson
 import rfc8785
 
-_MAX_SAFE_INT = 2**53
+# I-JSON (RFC 7493) and RFC 8785 allow integers only where doubles are exact.
+MAX_SAFE_INT = 2**53 - 1
 
 
 def _orjson_is_jcs(value: Any) -> bool:
     if isinstance(value, str) or value is None or isinstance(value, bool):
         return True
     if isinstance(value, int):
-        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+        return -MAX_SAFE_INT <= value <= MAX_SAFE_INT
     if isinstance(value, float):
         magnitude = abs(value)
         return 1e-5 <= magnitude < 1e15 and not value.is_integer()

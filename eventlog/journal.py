@@ -388,4 +388,7 @@ def _settle(future: asyncio.Future[Any], result: Any) -> None:
 def read_links(conn: sqlite3.Connection) -> Iterator[StoredLink]:
     """Every journal row in stream order, for `eventlog verify`."""
     cur = conn.execute("SELECT seq, id, tenant, prev, hash, document FROM events ORDER BY seq")
-    return (StoredLink(r[0], r[1], r[2], r[3], r[4], bytes(r[5])) for r in cur)
+    # A tampered row may hold TEXT where a BLOB was written; read either.
+    return (
+        StoredLink(r[0], r[1], r[2], r[3], r[4], r[5] if isinstance(r[5], bytes) else str(r[5]).encode()) for r in cur
+    )

@@ -9,13 +9,15 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    IPvAnyAddress,
     Field,
+    IPvAnyAddress,
     StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from eventlog.canonical import MAX_SAFE_INT
 
 Outcome = Literal["success", "failure", "unknown"]
 ProducerSource = Literal["api", "middleware", "cloudtrail"]
@@ -84,10 +86,13 @@ class RequestInfo(_Part):
 
 
 def _depth(value: Any) -> int:
+    """Nesting depth; raises on integers a JSON double cannot hold exactly."""
     if isinstance(value, dict):
         return 1 + max((_depth(v) for v in value.values()), default=0)
     if isinstance(value, list):
         return 1 + max((_depth(v) for v in value), default=0)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INT:
+        raise ValueError(f"holds the integer {value}, beyond ±(2**53-1); send it as a string")
     return 0
 
 

@@ -1,0 +1,43 @@
+"""A real eventlog app on a temporary data dir, driven in-process, and tokens for it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from eventlog.settings import Settings
+from eventlog.tokens import TokenStore, parse_scopes
+
+
+@dataclass
+class Service:
+    client: TestClient
+    settings: Settings
+
+    def token(self, tenant: str, scopes: str = "events:write,events:read") -> str:
+        store = TokenStore(self.settings.tokens_path)
+        try:
+            return store.create(tenant=tenant, scopes=parse_scopes(scopes)).secret
+        finally:
+            store.close()
+
+    def settle(self, timeout_seconds: float = 10.0) -> None:
+        """Wait until the fan-out has delivered every committed event to the search store."""
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            sinks = self.client.get("/readyz").json()["sinks"]
+            if all(s["lag_events"] == 0 for s in sinks.values()):
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"search store did not catch up within {timeout_seconds} s: {sinks}")
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    return Settings(data_dir=data_dir, fanout_poll_seconds=0.05, **overrides)  # type: ignore[arg-type]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

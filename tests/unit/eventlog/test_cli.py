@@ -1,0 +1,101 @@
+"""The command line contract: --help everywhere, tokens --json, verify exit codes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import orjson
+import pytest
+
+from eventlog.cli import main
+from tests.app import Service, bearer
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["serve"], ["tokens"], ["tokens", "create"], ["tokens", "list"], ["tokens", "revoke"], ["verify"]],
+)
+def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--help"])
+    assert exited.value.code == 0
+    assert "usage: eventlog" in capsys.readouterr().out
+
+
+def test_tokens_create_json_prints_only_id_and_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "tokens",
+            "create",
+            "--tenant",
+            "acme",
+            "--scopes",
+            "events:write,events:read",
+            "--json",
+            "--data-dir",
+            str(tmp_path),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert set(orjson.loads(out)) == {"id", "secret"}
+    assert out.count("\n") == 1
+
+
+def test_tokens_list_and_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(
+        [
+            "tokens",
+            "create",
+            "--tenant",
+            "acme",
+            "--scopes",
+            "admin",
+            "--name",
+            "ops",
+            "--json",
+            "--data-dir",
+            str(tmp_path),
+        ]
+    )
+    token_id = orjson.loads(capsys.readouterr().out)["id"]
+    assert main(["tokens", "list", "--data-dir", str(tmp_path)]) == 0
+    listing = capsys.readouterr().out
+    assert token_id in listing
+    assert "active" in listing
+    assert main(["tokens", "revoke", token_id, "--data-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith(f"revoked {token_id}")
+    main(["tokens", "list", "--json", "--data-dir", str(tmp_path)])
+    assert orjson.loads(capsys.readouterr().out)[0]["revoked_at"] is not None
+
+
+def test_bad_scope_exits_2_with_a_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tokens", "create", "--tenant", "a", "--scopes", "root", "--data-dir", str(tmp_path)]) == 2
+    assert "choose from" in capsys.readouterr().err
+
+
+def test_verify_exit_codes_on_a_real_service_journal(
+    tmp_path: Path, service: Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = service.token("acme")
+    receipts = service.client.post(
+        "/v1/events", json={"events": [{"action": "a.b", "message": str(i)} for i in range(20)]}, headers=bearer(token)
+    ).json()["receipts"]
+    data_dir = str(service.settings.data_dir)
+    assert main(["verify", "--data-dir", data_dir]) == 0
+    assert capsys.readouterr().out.startswith("ok:")
+
+    conn = sqlite3.connect(service.settings.journal_path)
+    conn.execute('UPDATE events SET document = replace(document, \'"message":"7"\', \'"message":"8"\')')
+    conn.commit()
+    conn.close()
+    assert main(["verify", "--data-dir", data_dir]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out
+    assert f"id={receipts[7]['id']}" in out.splitlines()[0]
+
+
+def test_verify_without_journal_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", "--data-dir", str(tmp_path / "none")]) == 2
+    assert "--data-dir" in capsys.readouterr().err

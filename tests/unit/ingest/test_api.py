@@ -1,0 +1,201 @@
+"""POST /v1/events: receipts, limits, item errors, all-or-nothing, idempotency."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.app import Service, bearer
+
+
+def _event(**fields: Any) -> dict[str, Any]:
+    return {"action": "storage.tables.create", "message": "created a table", **fields}
+
+
+def _stored_count(service: Service, token: str) -> int:
+    service.settle()
+    body = service.client.get("/v1/events", params={"source": "api", "limit": 1000}, headers=bearer(token)).json()
+    return len(body["events"])
+
+
+def test_single_event_answers_201_with_receipt_and_is_readable(service: Service) -> None:
+    token = service.token("acme")
+    answer = service.client.post("/v1/events", json=_event(actor={"id": "u1", "ip": "10.1.2.3"}), headers=bearer(token))
+    assert answer.status_code == 201
+    (receipt,) = answer.json()["receipts"]
+    assert receipt["duplicate"] is False
+    assert len(receipt["hash"]) == 64
+
+    stored = service.client.get(f"/v1/events/{receipt['id']}", headers=bearer(token)).json()
+    assert stored["tenant"] == "acme"
+    assert stored["chain"]["hash"] == receipt["hash"]
+    assert stored["actor"] == {"id": "u1", "ip": "10.1.2.3"}
+    assert stored["source"] == "api"
+    assert stored["time"] == stored["received_at"]
+
+
+def test_batch_answers_one_receipt_per_event_in_order(service: Service) -> None:
+    token = service.token("acme")
+    events = [_event(id=f"client-{i}", message=f"event {i}") for i in range(5)]
+    answer = service.client.post("/v1/events", json={"events": events}, headers=bearer(token))
+    assert answer.status_code == 201
+    assert [r["id"] for r in answer.json()["receipts"]] == [f"client-{i}" for i in range(5)]
+
+
+def test_replay_of_client_id_answers_200_duplicate_with_original_hash(service: Service) -> None:
+    token = service.token("acme")
+    first = service.client.post("/v1/events", json=_event(id="retry-1"), headers=bearer(token))
+    again = service.client.post("/v1/events", json=_event(id="retry-1", message="changed"), headers=bearer(token))
+    assert first.status_code == 201
+    assert again.status_code == 200
+    assert again.json()["receipts"] == [
+        {"id": "retry-1", "hash": first.json()["receipts"][0]["hash"], "duplicate": True}
+    ]
+    assert _stored_count(service, token) == 1
+
+
+def test_same_client_id_in_two_tenants_is_two_events(service: Service) -> None:
+    one, two = service.token("one"), service.token("two")
+    assert service.client.post("/v1/events", json=_event(id="x-1"), headers=bearer(one)).status_code == 201
+    assert service.client.post("/v1/events", json=_event(id="x-1"), headers=bearer(two)).status_code == 201
+
+
+def test_duplicate_ids_inside_one_batch_store_once(service: Service) -> None:
+    token = service.token("acme")
+    answer = service.client.post("/v1/events", json={"events": [_event(id="d"), _event(id="d")]}, headers=bearer(token))
+    receipts = answer.json()["receipts"]
+    assert [r["duplicate"] for r in receipts] == [False, True]
+    assert receipts[0]["hash"] == receipts[1]["hash"]
+
+
+def test_invalid_json_is_400(service: Service) -> None:
+    token = service.token("acme")
+    answer = service.client.post("/v1/events", content=b"{not json", headers=bearer(token))
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    ("event", "pointer", "phrase"),
+    [
+        ({"message": "no action"}, "/events/1/action", "required"),
+        (_event(outcome="maybe"), "/events/1/outcome", "success"),
+        (_event(actor={"ip": "999.1.1.1"}), "/events/1/actor/ip", "IP"),
+        (_event(actor={"id": "a\nb"}), "/events/1/actor/id", "control characters"),
+        (_event(request={"status": 99}), "/events/1/request/status", "greater than or equal to 100"),
+        (_event(time="2026-01-01T00:00:00"), "/events/1/time", "UTC offset"),
+        (
+            _event(details={"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}),
+            "/events/1/details",
+            "nested",
+        ),
+        (_event(details={"n": [2**53]}), "/events/1/details", "as a string"),
+        (_event(unknown=1), "/events/1/unknown", "Extra inputs"),
+        (_event(tenant="evil"), "/events/1/tenant", "token"),
+        (_event(chain={"seq": 1}), "/events/1/chain", "server"),
+        (_event(source="eventlog"), "/events/1/source", "api"),
+        (_event(id="has space"), "/events/1/id", "pattern"),
+        ("not an object", "/events/1", "object"),
+    ],
+)
+def test_bad_event_is_422_naming_index_and_pointer_and_stores_nothing(
+    service: Service, event: Any, pointer: str, phrase: str
+) -> None:
+    token = service.token("acme")
+    answer = service.client.post("/v1/events", json={"events": [_event(id="good"), event]}, headers=bearer(token))
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    assert body["errors"][0]["index"] == 1
+    assert body["errors"][0]["pointer"] == pointer
+    assert phrase.lower() in body["errors"][0]["message"].lower()
+    assert _stored_count(service, token) == 0
+
+
+def test_single_event_errors_point_into_the_object(service: Service) -> None:
+    token = service.token("acme")
+    answer = service.client.post("/v1/events", json={"action": ""}, headers=bearer(token))
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0] == {
+        "index": 0,
+        "pointer": "/action",
+        "message": "String should have at least 1 character",
+    }
+
+
+def test_time_window_is_retention_back_and_five_minutes_ahead(service: Service) -> None:
+    token = service.token("acme")
+    now = datetime.now(UTC)
+    inside = [now - timedelta(days=13, hours=23), now + timedelta(minutes=4)]
+    outside = [now - timedelta(days=14, minutes=1), now + timedelta(minutes=6)]
+    for when in inside:
+        answer = service.client.post("/v1/events", json=_event(time=when.isoformat()), headers=bearer(token))
+        assert answer.status_code == 201, answer.text
+    for when in outside:
+        answer = service.client.post("/v1/events", json=_event(time=when.isoformat()), headers=bearer(token))
+        assert answer.status_code == 422
+        assert answer.json()["errors"][0]["pointer"] == "/time"
+
+
+def test_client_time_is_kept_in_utc_with_microseconds(service: Service) -> None:
+    token = service.token("acme")
+    when = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=123456)
+    local = when.astimezone(datetime.now().astimezone().tzinfo).isoformat()
+    receipt = service.client.post("/v1/events", json=_event(time=local), headers=bearer(token)).json()["receipts"][0]
+    stored = service.client.get(f"/v1/events/{receipt['id']}", headers=bearer(token)).json()
+    assert stored["time"] == when.strftime("%Y-%m-%dT%H:%M:%S.123456Z")
+
+
+def test_too_many_events_is_413(service: Service) -> None:
+    token = service.token("acme")
+    events = [_event() for _ in range(service.settings.max_request_events + 1)]
+    answer = service.client.post("/v1/events", json={"events": events}, headers=bearer(token))
+    assert answer.status_code == 413
+    assert "split the batch" in answer.json()["message"]
+
+
+def test_oversized_event_is_413_naming_it(service: Service) -> None:
+    token = service.token("acme")
+    big = _event(details={"blob": "x" * service.settings.max_event_bytes})
+    answer = service.client.post("/v1/events", json={"events": [_event(), big]}, headers=bearer(token))
+    assert answer.status_code == 413
+    assert answer.json()["errors"][0]["index"] == 1
+    assert _stored_count(service, token) == 0
+
+
+def test_oversized_body_is_413_before_parsing(service: Service) -> None:
+    token = service.token("acme")
+    body = b" " * (service.settings.max_request_bytes + 1)
+    answer = service.client.post("/v1/events", content=body, headers=bearer(token))
+    assert answer.status_code == 413
+    assert answer.json()["error"] == "body_too_large"
+
+
+@pytest.mark.parametrize(
+    ("payload", "pointer"),
+    [([_event()], ""), ({"events": {}}, "/events"), ({"events": []}, "/events"), ({"events": [], "x": 1}, "/x")],
+)
+def test_malformed_batches_are_422(service: Service, payload: Any, pointer: str) -> None:
+    token = service.token("acme")
+    answer = service.client.post("/v1/events", content=orjson.dumps(payload), headers=bearer(token))
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["pointer"] == pointer
+
+
+def test_write_needs_events_write_scope(service: Service) -> None:
+    reader = service.token("acme", "events:read")
+    answer = service.client.post("/v1/events", json=_event(), headers=bearer(reader))
+    assert answer.status_code == 403
+    assert "events:write" in answer.json()["message"]
+
+
+def test_accepted_and_rejected_events_are_counted_in_metrics(service: Service) -> None:
+    token = service.token("acme")
+    service.client.post("/v1/events", json={"events": [_event(), _event()]}, headers=bearer(token))
+    service.client.post("/v1/events", json={"action": ""}, headers=bearer(token))
+    metrics = service.client.get("/metrics").text
+    assert 'eventlog_events_accepted_total{source="api"} 2.0' in metrics
+    assert 'eventlog_events_rejected_total{reason="invalid_events"} 1.0' in metrics
+    assert "eventlog_journal_commit_seconds_count" in metrics

@@ -1,0 +1,219 @@
+"""GET /v1/events and /v1/events/{id}: filters, full text, order, cursor paging, tenant scope."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.app import Service, bearer
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _at(minutes_ago: int) -> str:
+    return (NOW - timedelta(minutes=minutes_ago)).isoformat()
+
+
+def _post(service: Service, token: str, *events: dict[str, Any]) -> list[str]:
+    answer = service.client.post("/v1/events", json={"events": list(events)}, headers=bearer(token))
+    assert answer.status_code == 201, answer.text
+    return [r["id"] for r in answer.json()["receipts"]]
+
+
+def _list(service: Service, token: str, **params: Any) -> dict[str, Any]:
+    answer = service.client.get("/v1/events", params={"source": "api", **params}, headers=bearer(token))
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+@pytest.fixture
+def loaded(service: Service) -> tuple[Service, str]:
+    token = service.token("acme")
+    _post(
+        service,
+        token,
+        {
+            "id": "e1",
+            "time": _at(50),
+            "action": "storage.tables.create",
+            "outcome": "success",
+            "actor": {"id": "alice", "name": "Alice Smith"},
+            "message": "Created table sales",
+        },
+        {
+            "id": "e2",
+            "time": _at(40),
+            "action": "storage.tables.delete",
+            "outcome": "failure",
+            "actor": {"id": "bob"},
+            "message": "Could not drop table sales",
+            "details": {"reason": "locked by job 42"},
+        },
+        {
+            "id": "e3",
+            "time": _at(30),
+            "action": "storage.buckets.create",
+            "outcome": "success",
+            "actor": {"id": "alice"},
+            "target": {"name": "Marketing Bucket"},
+            "message": "Bucket created",
+        },
+        {
+            "id": "e4",
+            "time": _at(20),
+            "action": "tokens.create",
+            "source": "middleware",
+            "actor": {"id": "carol"},
+            "message": 'Token "ci" created',
+        },
+    )
+    service.settle()
+    return service, token
+
+
+def _ids(body: dict[str, Any]) -> list[str]:
+    return [e["id"] for e in body["events"]]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, ["e3", "e2", "e1"]),
+        ({"order": "asc"}, ["e1", "e2", "e3"]),
+        ({"action": "storage.tables.create"}, ["e1"]),
+        ({"actor": "alice"}, ["e3", "e1"]),
+        ({"outcome": "failure"}, ["e2"]),
+        ({"source": "middleware"}, ["e4"]),
+        ({"q": "sales"}, ["e2", "e1"]),
+        ({"q": "SALES created"}, ["e1"]),
+        ({"q": "locked 42"}, ["e2"]),
+        ({"q": "marketing"}, ["e3"]),
+        ({"q": "smith"}, ["e1"]),
+        ({"q": 'table" OR "bucket'}, []),
+        ({"q": "sal*"}, []),
+        ({"since": _at(45), "until": _at(30)}, ["e2"]),
+        ({"since": _at(40)}, ["e3", "e2"]),
+    ],
+)
+def test_filters(loaded: tuple[Service, str], params: dict[str, Any], expected: list[str]) -> None:
+    service, token = loaded
+    assert _ids(_list(service, token, **params)) == expected
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ('"', []),
+        ("' OR 1=1 --", []),
+        ("NEAR(sales table)", []),
+        ("body:sales", []),
+        ("*", []),
+        ("AND", []),
+        ("(", []),
+        ("^sales", ["e2", "e1"]),
+        ("sales)", ["e2", "e1"]),
+    ],
+)
+def test_user_text_is_only_ever_words(loaded: tuple[Service, str], q: str, expected: list[str]) -> None:
+    """FTS5 operators in q are matched as plain words, never interpreted."""
+    service, token = loaded
+    assert _ids(_list(service, token, q=q)) == expected
+
+
+def test_cursor_pages_through_everything_once(loaded: tuple[Service, str]) -> None:
+    service, token = loaded
+    seen: list[str] = []
+    body = _list(service, token, limit=1)
+    seen += _ids(body)
+    while body["next_cursor"]:
+        body = _list(service, token, limit=1, cursor=body["next_cursor"])
+        seen += _ids(body)
+    assert seen == ["e3", "e2", "e1"]
+
+
+def test_cursor_stays_correct_while_new_events_arrive(loaded: tuple[Service, str]) -> None:
+    service, token = loaded
+    first = _list(service, token, limit=2)
+    assert _ids(first) == ["e3", "e2"]
+    _post(service, token, {"id": "new", "action": "storage.tables.create", "message": "late"})
+    service.settle()
+    second = _list(service, token, limit=2, cursor=first["next_cursor"])
+    assert _ids(second) == ["e1"]
+    assert second["next_cursor"] is None
+    assert _ids(_list(service, token, limit=1)) == ["new"]
+
+
+def test_cursor_of_another_query_is_refused(loaded: tuple[Service, str]) -> None:
+    service, token = loaded
+    cursor = _list(service, token, limit=1)["next_cursor"]
+    answer = service.client.get("/v1/events", params={"cursor": cursor, "actor": "bob"}, headers=bearer(token))
+    assert answer.status_code == 400
+    assert "different query" in answer.json()["message"]
+    answer = service.client.get("/v1/events", params={"cursor": "garbage!"}, headers=bearer(token))
+    assert answer.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("params", "parameter"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"order": "up"}, "order"),
+        ({"since": "yesterday"}, "since"),
+    ],
+)
+def test_bad_parameters_are_400_naming_them(service: Service, params: dict[str, Any], parameter: str) -> None:
+    token = service.token("acme")
+    answer = service.client.get("/v1/events", params=params, headers=bearer(token))
+    assert answer.status_code == 400
+    assert answer.json()["errors"][0]["parameter"] == parameter
+
+
+def test_get_by_id_and_404(loaded: tuple[Service, str]) -> None:
+    service, token = loaded
+    event = service.client.get("/v1/events/e2", headers=bearer(token)).json()
+    assert event["details"] == {"reason": "locked by job 42"}
+    missing = service.client.get("/v1/events/nope", headers=bearer(token))
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "event_not_found"
+
+
+def test_tenants_never_see_each_other(loaded: tuple[Service, str]) -> None:
+    service, _ = loaded
+    other = service.token("globex")
+    assert _list(service, other)["events"] == []
+    assert _list(service, other, q="sales")["events"] == []
+    assert service.client.get("/v1/events/e1", headers=bearer(other)).status_code == 404
+    refused = service.client.get("/v1/events", params={"tenant": "acme"}, headers=bearer(other))
+    assert refused.status_code == 403
+    assert service.client.get("/v1/events/e1", params={"tenant": "acme"}, headers=bearer(other)).status_code == 403
+
+
+def test_admin_reads_a_named_tenant(loaded: tuple[Service, str]) -> None:
+    service, _ = loaded
+    admin = service.token("ops", "admin")
+    assert _ids(_list(service, admin, tenant="acme")) == ["e3", "e2", "e1"]
+    assert _list(service, admin)["events"] == []
+    assert service.client.get("/v1/events/e1", params={"tenant": "acme"}, headers=bearer(admin)).status_code == 200
+
+
+def test_read_needs_events_read_scope(service: Service) -> None:
+    writer = service.token("acme", "events:write")
+    assert service.client.get("/v1/events", headers=bearer(writer)).status_code == 403
+
+
+def test_every_read_is_audited_in_the_callers_tenant(loaded: tuple[Service, str]) -> None:
+    service, token = loaded
+    service.client.get("/v1/events", params={"q": "sales"}, headers=bearer(token))
+    service.client.get("/v1/events/nope", headers=bearer(token))
+    service.settle()
+    audit = service.client.get(
+        "/v1/events", params={"source": "eventlog", "order": "asc"}, headers=bearer(token)
+    ).json()["events"]
+    actions = [(e["action"], e["outcome"], e["request"]["status"]) for e in audit]
+    assert ("eventlog.events.list", "success", 200) in actions
+    assert ("eventlog.events.get", "failure", 404) in actions
+    assert all(e["tenant"] == "acme" and e["actor"]["type"] == "token" for e in audit)

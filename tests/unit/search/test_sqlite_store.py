@@ -1,0 +1,62 @@
+"""The embedded store's pieces: FTS escaping, searchable text, and the tenant failsafe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from search.backend import EventQuery, Scope, TenantScopeMissing
+from search.sqlite_store import SqliteStore, _checked, fts_match, searchable_text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("sales", '"sales"'),
+        ("  two   words ", '"two" AND "words"'),
+        ('say "hi"', '"say" AND """hi"""'),
+        ("NEAR(a", '"NEAR(a"'),
+        ("   ", None),
+    ],
+)
+def test_fts_match_quotes_every_word(text: str, expected: str | None) -> None:
+    assert fts_match(text) == expected
+
+
+def test_searchable_text_takes_message_names_and_detail_values() -> None:
+    text = searchable_text(
+        {
+            "message": "hello",
+            "actor": {"name": "Alice", "id": "not-searched"},
+            "target": {"name": "Sales"},
+            "details": {"a": ["x", {"b": 42, "c": True}]},
+        }
+    )
+    assert text.split("\n") == ["hello", "Alice", "Sales", "x", "42"]
+
+
+def test_failsafe_refuses_statements_without_the_tenant_condition() -> None:
+    scope = Scope("acme")
+    assert _checked(scope, "SELECT 1 FROM events WHERE tenant = ? AND x", ["acme"])[1] == ["acme"]
+    refused: list[tuple[str, list[Any]]] = [
+        ("SELECT 1 FROM events", []),
+        ("SELECT 1 FROM events WHERE x = ? AND tenant = ?", [1, "acme"]),
+        ("SELECT 1 FROM events WHERE tenant = ?", ["globex"]),
+    ]
+    for sql, params in refused:
+        with pytest.raises(TenantScopeMissing):
+            _checked(scope, sql, params)
+
+
+def test_empty_tenant_scope_is_impossible() -> None:
+    with pytest.raises(TenantScopeMissing):
+        Scope("")
+
+
+async def test_empty_store_answers_an_empty_page(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    page = await store.search(Scope("acme"), EventQuery(text="x"))
+    await store.close()
+    assert (list(page.documents), page.last, page.more) == ([], None, False)
