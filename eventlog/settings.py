@@ -25,7 +25,10 @@ class Settings(BaseSettings):
         description="Name of this node's hash-chain stream; empty means the host name.",
     )
     retention_days: int = Field(
-        14, ge=1, le=3650, description="Events older than this many days are refused at ingest (expiry of stored events comes with retention/)."
+        14,
+        ge=1,
+        le=3650,
+        description="Events older than this many days are refused at ingest (expiry of stored events comes with retention/).",
     )
     max_future_seconds: int = Field(
         300, ge=0, description="How far in the future an event's `time` may lie, in seconds."
