@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from eventlog.journal import Entry
 from eventlog.model import parse_time, time_to_us
 from eventlog.sink import Rejection
 from search.backend import EventQuery, Page, Position, Scope, TenantScopeMissing
+from search.text import query_phrases, searchable_text
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -46,36 +47,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-    elif isinstance(value, str):
-        yield value
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        yield str(value)
-
-
-def searchable_text(document: dict[str, Any]) -> str:
-    """What free text matches: the message, the names, and every value in details."""
-    parts = [
-        document.get("message", ""),
-        document.get("actor", {}).get("name", ""),
-        document.get("target", {}).get("name", ""),
-    ]
-    parts.extend(_strings(document.get("details", {})))
-    return "\n".join(p for p in parts if p)
-
-
 def fts_match(text: str) -> str | None:
-    """Plain words to an FTS5 expression: every word a quoted string, all required."""
-    words = text.split()
-    if not words:
+    """Plain words to an FTS5 expression: each word a quoted phrase of its tokens, all required."""
+    phrases = query_phrases(text)
+    if not phrases:
         return None
-    return " AND ".join('"' + word.replace('"', '""') + '"' for word in words)
+    # Tokens hold only letters and digits, so quoting cannot be escaped from.
+    return " AND ".join('"' + " ".join(phrase) + '"' for phrase in phrases)
 
 
 class SqliteStore:
