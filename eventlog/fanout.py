@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from eventlog.journal import Entry, Journal
+from eventlog.journal import DeadLetter, Entry, Journal, purge_delivered
 from eventlog.metrics import Metrics
 from eventlog.sink import Rejection, Sink
 
@@ -90,6 +90,47 @@ class FanOut:
             return 0, 0.0
         committed = self._journal.committed_at(state.cursor + 1)
         return behind, max(0.0, time.time() - committed) if committed else 0.0
+
+    async def redrive(self) -> dict[str, int]:
+        """Deliver every dead letter once more; answers how many went through and how many failed again."""
+        letters = await asyncio.to_thread(self._journal.dead_letters, 100_000)
+        delivered = failed = 0
+        for sink in self._sinks:
+            mine = [letter for letter in letters if letter.sink == sink.name]
+            if mine:
+                ok, again = await self._redrive(sink, mine)
+                delivered, failed = delivered + ok, failed + again
+        log.info("dead letters redriven", extra={"delivered": delivered, "failed_again": failed})
+        return {"delivered": delivered, "failed_again": failed}
+
+    async def _redrive(self, sink: Sink, letters: list[DeadLetter]) -> tuple[int, int]:
+        entries = await asyncio.to_thread(self._journal.read_seqs, sorted({letter.seq for letter in letters}))
+        rejected = {r.seq: r.reason for r in await sink.deliver(entries)} if entries else {}
+        now = time.time()
+
+        def settle(conn: sqlite3.Connection) -> None:
+            for letter in letters:
+                if letter.seq in rejected:
+                    conn.execute(
+                        "UPDATE dead_letters SET reason = ?, created_at = ? WHERE id = ?",
+                        (rejected[letter.seq], now, letter.id),
+                    )
+                else:
+                    conn.execute("DELETE FROM dead_letters WHERE id = ?", (letter.id,))
+
+        await self._journal.call(settle)
+        again = sum(1 for letter in letters if letter.seq in rejected)
+        return len(letters) - again, again
+
+    async def prune_journal(self, keep_seconds: float) -> int:
+        """Drop journal events that every sink has delivered and that are older than `keep_seconds`."""
+        if not self.states:
+            return 0
+        delivered = min(state.cursor for state in self.states.values())
+        before = time.time() - keep_seconds
+        return await self._journal.call(
+            lambda conn: purge_delivered(conn, up_to_seq=delivered, committed_before=before)
+        )
 
     async def _run(self, sink: Sink) -> None:
         state = self.states[sink.name]

@@ -94,6 +94,19 @@ class Entry:
     committed_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An event a sink refused for good, with the sink's reason."""
+
+    id: int
+    sink: str
+    seq: int
+    event_id: str
+    tenant: str
+    reason: str
+    created_at: float
+
+
 @dataclass(slots=True)
 class _Append:
     tenant: str
@@ -371,9 +384,39 @@ class Journal:
         rows = self._read("SELECT committed_at FROM events WHERE seq = ?", (seq,))
         return float(rows[0][0]) if rows else None
 
+    def read_seqs(self, seqs: Sequence[int]) -> list[Entry]:
+        if not seqs:
+            return []
+        marks = ",".join("?" * len(seqs))
+        rows = self._read(
+            f"SELECT seq, id, tenant, document, committed_at FROM events WHERE seq IN ({marks}) ORDER BY seq", seqs
+        )
+        return [Entry(*row) for row in rows]
+
+    def dead_letters(self, limit: int = 1000) -> list[DeadLetter]:
+        rows = self._read(
+            "SELECT id, sink, seq, event_id, tenant, reason, created_at FROM dead_letters ORDER BY id LIMIT ?", (limit,)
+        )
+        return [DeadLetter(*row) for row in rows]
+
     def cursor(self, sink: str) -> int:
         rows = self._read("SELECT seq FROM sink_cursors WHERE sink = ?", (sink,))
         return int(rows[0][0]) if rows else 0
+
+
+def purge_delivered(conn: sqlite3.Connection, *, up_to_seq: int, committed_before: float) -> int:
+    """Drop events every sink has delivered and that are old enough; answers how many went.
+
+    Dead-lettered events stay (they are undelivered), and so does the newest
+    row, which carries the chain's head across restarts.
+    """
+    cur = conn.execute(
+        "DELETE FROM events WHERE seq <= ? AND committed_at < ? "
+        "AND seq < (SELECT MAX(seq) FROM events) "
+        "AND seq NOT IN (SELECT seq FROM dead_letters)",
+        (up_to_seq, committed_before),
+    )
+    return cur.rowcount
 
 
 def _settle(future: asyncio.Future[Any], result: Any) -> None:

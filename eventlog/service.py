@@ -15,16 +15,22 @@ from eventlog.access_log import AccessLog
 from eventlog.auth import Authenticator, FailureLimiter
 from eventlog.checkpoints import Checkpointer, load_or_create_key
 from eventlog.context import Context
+from eventlog.deadletter_api import router as deadletter_router
 from eventlog.fanout import FanOut
 from eventlog.journal import Journal
 from eventlog.metrics import Metrics
 from eventlog.ops_api import router as ops_router
 from eventlog.self_audit import SelfAudit
 from eventlog.settings import Settings
+from eventlog.sink import Sink
 from eventlog.token_api import router as token_router
 from eventlog.tokens import TokenStore
 from ingest.api import router as ingest_router
 from search.api import router as search_router
+from search.backend import SearchBackend
+from search.opensearch.backend import OpenSearchBackend
+from search.opensearch.client import build_client
+from search.opensearch.sink import OpenSearchSink
 from search.sqlite_store import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -32,6 +38,35 @@ log = logging.getLogger(__name__)
 
 def stream_name(settings: Settings) -> str:
     return settings.stream or socket.gethostname()[:64] or "node"
+
+
+def _search_store(settings: Settings) -> tuple[SearchBackend, Sink]:
+    """OpenSearch when a URL is configured, else the embedded SQLite store."""
+    if settings.opensearch_url is None:
+        store = SqliteStore(settings.search_path)
+        return store, store
+    client = build_client(settings)
+    prefix = settings.opensearch_index_prefix
+    sink = OpenSearchSink(
+        client,
+        prefix,
+        max_bytes=settings.opensearch_bulk_max_bytes,
+        shards=settings.opensearch_shards,
+        replicas=settings.opensearch_replicas,
+    )
+    return OpenSearchBackend(client, prefix), sink
+
+
+async def _prune_forever(fanout: FanOut, keep_seconds: float, every_seconds: float = 60.0) -> None:
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            dropped = await fanout.prune_journal(keep_seconds)
+        except Exception as exc:  # noqa: BLE001 - tried again at the next round
+            log.error("journal prune failed", extra={"error": str(exc)})
+        else:
+            if dropped:
+                log.info("journal pruned", extra={"events": dropped})
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -42,10 +77,10 @@ def create_app(settings: Settings) -> FastAPI:
         max_group_events=settings.group_commit_max_events,
         observe_commit=metrics.observe_commit,
     )
-    store = SqliteStore(settings.search_path)
+    store, sink = _search_store(settings)
     fanout = FanOut(
         journal,
-        [store],
+        [sink],
         metrics,
         batch_events=settings.fanout_batch_events,
         poll_seconds=settings.fanout_poll_seconds,
@@ -62,14 +97,17 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         journal.open()
         fanout.start()
-        ticker = asyncio.create_task(checkpointer.run(), name="checkpoints")
+        background = [asyncio.create_task(checkpointer.run(), name="checkpoints")]
+        if settings.opensearch_url is not None:
+            keep = settings.journal_keep_delivered_hours * 3600
+            background.append(asyncio.create_task(_prune_forever(fanout, keep), name="journal-prune"))
         log.info("eventlog started", extra={"data_dir": str(settings.data_dir), "stream": journal.stream})
         try:
             yield
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await fanout.drain(timeout_seconds=5.0)
             await fanout.stop()
             await checkpointer.checkpoint()
@@ -90,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ingest_router)
     app.include_router(search_router)
     app.include_router(token_router)
+    app.include_router(deadletter_router)
     app.include_router(ops_router)
     app.add_middleware(SelfAudit, journal=journal)
     app.add_middleware(AccessLog, trusted_proxies=settings.trusted_proxies)

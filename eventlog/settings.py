@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -61,6 +61,36 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Level of the service's JSON logs (DEBUG, INFO, WARNING, ERROR).")
     bootstrap_tenant: str = Field(
         "default", description="Tenant of the admin token printed when the service starts with no tokens."
+    )
+
+    opensearch_url: str | None = Field(
+        None, description="OpenSearch base URL (http[s]://host:port); when set, OpenSearch is the search store."
+    )
+    opensearch_username: str | None = Field(None, description="OpenSearch basic-auth user name.")
+    opensearch_password: SecretStr | None = Field(None, description="OpenSearch basic-auth password.")
+    opensearch_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) that signs the OpenSearch certificate; default: the system store."
+    )
+    opensearch_verify_tls: bool = Field(True, description="Verify the OpenSearch TLS certificate and host name.")
+    opensearch_aws_region: str | None = Field(
+        None,
+        description="Sign requests with AWS SigV4 for Amazon OpenSearch Service in this region (boto3 credentials).",
+    )
+    opensearch_index_prefix: str = Field(
+        "eventlog",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$",
+        description="Prefix of the daily indices (<prefix>-events-YYYY.MM.DD), the alias and the template.",
+    )
+    opensearch_shards: int = Field(1, ge=1, le=64, description="Primary shards of each daily index.")
+    opensearch_replicas: int = Field(0, ge=0, le=8, description="Replicas of each daily index; raise it on a cluster.")
+    opensearch_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one OpenSearch request, in seconds.")
+    opensearch_bulk_max_bytes: int = Field(
+        5 * 1024 * 1024, ge=65_536, description="Largest _bulk request body the sink sends, in bytes."
+    )
+    journal_keep_delivered_hours: float = Field(
+        24.0,
+        ge=0,
+        description="With OpenSearch as the store, delivered events stay in the journal this long, in hours; undelivered ones always stay.",
     )
 
     @property

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from fastapi.testclient import TestClient
 
 from eventlog.settings import Settings
@@ -30,9 +31,18 @@ class Service:
         while time.monotonic() < deadline:
             sinks = self.client.get("/readyz").json()["sinks"]
             if all(s["lag_events"] == 0 for s in sinks.values()):
+                self._refresh()
                 return
             time.sleep(0.01)
         raise AssertionError(f"search store did not catch up within {timeout_seconds} s: {sinks}")
+
+    def _refresh(self) -> None:
+        """OpenSearch shows new documents after a refresh (1 s); tests ask for it at once."""
+        url = self.settings.opensearch_url
+        if url is not None:
+            alias = f"{self.settings.opensearch_index_prefix}-events"
+            answer = httpx.post(f"{url}/{alias}/_refresh", params={"ignore_unavailable": "true"})
+            assert answer.status_code == 200, answer.text
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:

@@ -1,0 +1,47 @@
+"""/v1/admin/deadletters: what the sinks refused for good, and the redrive (admin scope)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from eventlog.auth import Principal
+from eventlog.context import Context
+from eventlog.dependencies import context, principal
+
+router = APIRouter(tags=["admin"])
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    sink: str
+    seq: int
+    event_id: str
+    tenant: str
+    reason: str
+    created_at: float
+
+
+class RedriveOut(BaseModel):
+    delivered: int
+    failed_again: int
+
+
+@router.get("/v1/admin/deadletters", response_model=list[DeadLetterOut], summary="Events a sink refused for good")
+async def list_dead_letters(
+    _: Annotated[Principal, Depends(principal("admin", "eventlog.deadletters.list"))],
+    ctx: Annotated[Context, Depends(context)],
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[DeadLetterOut]:
+    return [DeadLetterOut(**asdict(letter)) for letter in ctx.journal.dead_letters(limit)]
+
+
+@router.post("/v1/admin/deadletters/redrive", response_model=RedriveOut, summary="Deliver every dead letter again")
+async def redrive(
+    _: Annotated[Principal, Depends(principal("admin", "eventlog.deadletters.redrive"))],
+    ctx: Annotated[Context, Depends(context)],
+) -> RedriveOut:
+    return RedriveOut(**await ctx.fanout.redrive())
