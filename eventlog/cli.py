@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,10 +58,23 @@ def _bootstrap_admin(settings: Settings) -> None:
         )
     finally:
         store.close()
+    if sys.stderr.isatty():
+        print(
+            f"\nBootstrap admin token for tenant {settings.bootstrap_tenant!r} (shown once, keep it safe):\n\n"
+            f"    {issued.secret}\n\n"
+            "Create narrower tokens with `eventlog tokens create --tenant T --scopes events:write`.\n",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    # Without a terminal, stderr usually ends up in a log collector: keep the secret out of it.
+    path = settings.data_dir / "bootstrap-admin-token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(issued.secret + "\n")
     print(
-        f"\nBootstrap admin token for tenant {settings.bootstrap_tenant!r} (shown once, keep it safe):\n\n"
-        f"    {issued.secret}\n\n"
-        "Create narrower tokens with `eventlog tokens create --tenant T --scopes events:write`.\n",
+        f"Bootstrap admin token for tenant {settings.bootstrap_tenant!r} written to {path} (mode 0600); "
+        "read it, then delete the file.",
         file=sys.stderr,
         flush=True,
     )

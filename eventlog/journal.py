@@ -246,52 +246,69 @@ class Journal:
         if self._closed:
             raise JournalClosed("the journal is closed; the service is shutting down")
         if self._failed is not None:
-            raise JournalClosed(f"the journal failed and refuses writes: {self._failed}")
+            raise JournalClosed(f"the journal failed and refuses writes: {self._failed!r}")
         self._queue.put(job)
+        # The writer may have died between the check and the put: then nobody would answer.
+        if self._thread is None or not self._thread.is_alive():
+            self._drain_queue()
 
     def _run(self, conn: sqlite3.Connection) -> None:
+        inflight: list[_Append | _Call] = []
         try:
-            while True:
-                job = self._queue.get()
-                if isinstance(job, _Stop):
-                    break
-                if isinstance(job, _Call):
-                    self._run_call(conn, job)
-                    continue
-                group = [job]
-                count = len(job.items)
-                stop: _Stop | None = None
-                pending_call: _Call | None = None
-                while count < self._max_group:
-                    try:
-                        more = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if isinstance(more, _Stop):
-                        stop = more
-                        break
-                    if isinstance(more, _Call):
-                        pending_call = more
-                        break
-                    group.append(more)
-                    count += len(more.items)
-                self._commit(conn, group)
-                if pending_call is not None:
-                    self._run_call(conn, pending_call)
-                if stop is not None:
-                    break
-            # Settle whatever raced in behind the stop so no caller waits forever.
-            while True:
+            self._serve(conn, inflight)
+        except BaseException as exc:  # noqa: BLE001 - recorded, then every waiting caller is told
+            self._failed = exc
+            log.critical("journal writer stopped; the journal refuses writes", extra={"error": repr(exc)})
+            for job in inflight:
+                _fail(job, exc)
+        finally:
+            self._drain_queue()
+            conn.close()
+
+    def _serve(self, conn: sqlite3.Connection, inflight: list[_Append | _Call]) -> None:
+        while True:
+            inflight.clear()
+            job = self._queue.get()
+            if isinstance(job, _Stop):
+                return
+            inflight.append(job)
+            if isinstance(job, _Call):
+                self._run_call(conn, job)
+                continue
+            group = [job]
+            count = len(job.items)
+            stop: _Stop | None = None
+            pending_call: _Call | None = None
+            while count < self._max_group:
                 try:
-                    late = self._queue.get_nowait()
+                    more = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if isinstance(late, _Append):
-                    late.done(JournalClosed("the journal closed before this append"))
-                elif isinstance(late, _Call):
-                    late.error(JournalClosed("the journal closed before this call"))
-        finally:
-            conn.close()
+                if isinstance(more, _Stop):
+                    stop = more
+                    break
+                inflight.append(more)
+                if isinstance(more, _Call):
+                    pending_call = more
+                    break
+                group.append(more)
+                count += len(more.items)
+            self._commit(conn, group)
+            if pending_call is not None:
+                self._run_call(conn, pending_call)
+            if stop is not None:
+                return
+
+    def _drain_queue(self) -> None:
+        """Settle whatever is still queued so that no caller waits forever."""
+        reason = self._failed or JournalClosed("the journal closed before this write")
+        while True:
+            try:
+                late = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if not isinstance(late, _Stop):
+                _fail(late, reason)
 
     def _run_call(self, conn: sqlite3.Connection, job: _Call) -> None:
         try:
@@ -354,12 +371,16 @@ class Journal:
                 job.done(exc)
             return
         self.last_seq, self.last_hash = seq, prev
-        if self._observe_commit is not None:
-            self._observe_commit(time.perf_counter() - started, len(rows))
         for job, out in zip(group, results, strict=True):
             job.done(out)
-        if rows and self._on_commit is not None:
-            self._on_commit(seq)
+        # Observers come after the answers: the events are durable whatever they do.
+        try:
+            if self._observe_commit is not None:
+                self._observe_commit(time.perf_counter() - started, len(rows))
+            if rows and self._on_commit is not None:
+                self._on_commit(seq)
+        except Exception as exc:  # noqa: BLE001 - metrics and wake-ups must not stop the writer
+            log.error("journal commit observer failed", extra={"error": repr(exc)})
 
     # -- reads -----------------------------------------------------------
 
@@ -417,6 +438,13 @@ def purge_delivered(conn: sqlite3.Connection, *, up_to_seq: int, committed_befor
         (up_to_seq, committed_before),
     )
     return cur.rowcount
+
+
+def _fail(job: _Append | _Call, exc: BaseException) -> None:
+    if isinstance(job, _Append):
+        job.done(exc)
+    else:
+        job.error(exc)
 
 
 def _settle(future: asyncio.Future[Any], result: Any) -> None:

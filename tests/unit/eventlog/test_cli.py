@@ -99,3 +99,29 @@ def test_verify_exit_codes_on_a_real_service_journal(
 def test_verify_without_journal_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", "--data-dir", str(tmp_path / "none")]) == 2
     assert "--data-dir" in capsys.readouterr().err
+
+
+def test_bootstrap_token_goes_to_a_private_file_without_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eventlog.cli import _bootstrap_admin
+    from eventlog.settings import Settings
+    from eventlog.tokens import TokenStore
+
+    settings = Settings(data_dir=tmp_path)
+    _bootstrap_admin(settings)
+    err = capsys.readouterr().err
+    path = tmp_path / "bootstrap-admin-token"
+    secret = path.read_text().strip()
+    assert secret.startswith("evl_")
+    assert secret not in err
+    assert path.stat().st_mode & 0o777 == 0o600
+    store = TokenStore(settings.tokens_path)
+    try:
+        token = store.authenticate(secret)
+        assert token is not None
+        assert "admin" in token.scopes
+    finally:
+        store.close()
+    _bootstrap_admin(settings)  # a second start creates nothing
+    assert path.read_text().strip() == secret

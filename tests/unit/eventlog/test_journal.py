@@ -11,7 +11,7 @@ import pytest
 
 from eventlog.canonical import canonical_json
 from eventlog.chain import GENESIS, link_hash
-from eventlog.journal import Journal, Prepared
+from eventlog.journal import Journal, JournalClosed, Prepared
 
 
 def _prepared(event_id: str, client_id: bool = False, message: str = "m") -> Prepared:
@@ -99,3 +99,30 @@ async def test_failed_commit_fails_its_callers_and_keeps_the_chain(tmp_path: Pat
     finally:
         journal.close()
     assert after.seq == 2, "a failed transaction must not consume sequence numbers"
+
+
+async def test_a_dead_writer_answers_every_caller_instead_of_hanging(tmp_path: Path) -> None:
+    journal = _open(tmp_path / "j.db")
+
+    def explode(_conn: sqlite3.Connection) -> None:
+        raise SystemExit("writer killed")
+
+    try:
+        with pytest.raises(SystemExit):
+            await journal.call(explode)
+        # SystemExit in a call is handed back, the writer lives on.
+        (ok,) = await journal.append("t", [_prepared("a")])
+        assert ok.seq == 1
+
+        journal._run_call = _raise_outside_transaction  # type: ignore[method-assign,assignment]
+        with pytest.raises(RuntimeError, match="outside"):
+            await asyncio.wait_for(journal.call(lambda _c: None), 5)
+        assert not journal.healthy
+        with pytest.raises(JournalClosed, match="refuses writes"):
+            await asyncio.wait_for(journal.append("t", [_prepared("b")]), 5)
+    finally:
+        journal.close()
+
+
+def _raise_outside_transaction(_conn: sqlite3.Connection, _job: object) -> None:
+    raise RuntimeError("failure outside the guarded SQL")
