@@ -24,5 +24,7 @@ def configure(level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # One line per OpenSearch request would drown everything else; failures still show.
+    logging.getLogger("opensearch").setLevel(logging.WARNING)
     # Our access log carries tenant and request id; uvicorn's own would duplicate it.
     logging.getLogger("uvicorn.access").disabled = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from opensearchpy import NotFoundError, OpenSearch
+from opensearchpy import OpenSearch
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +106,9 @@ def install(client: OpenSearch, prefix: str, *, shards: int, replicas: int) -> s
     """Install or update the template idempotently; answers "created", "updated" or "unchanged"."""
     name = template_name(prefix)
     wanted = template_body(prefix, shards=shards, replicas=replicas)
-    try:
-        found = client.indices.get_index_template(name=name)["index_templates"][0]["index_template"]
-    except NotFoundError:
-        found = None
+    answer = client.indices.get_index_template(name=name, ignore=[404])
+    templates = answer.get("index_templates") or []
+    found = templates[0]["index_template"] if templates else None
     if found is not None and found.get("version") == TEMPLATE_VERSION and _same(found, wanted):
         return "unchanged"
     client.indices.put_index_template(name=name, body=wanted)
