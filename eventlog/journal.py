@@ -150,7 +150,7 @@ class Journal:
         self.path = path
         self._stream_hint = stream
         self._max_group = max_group_events
-        self._on_commit: Callable[[int], None] | None = None
+        self._listeners: list[Callable[[int], None]] = []
         self._observe_commit = observe_commit
         self._queue: queue.SimpleQueue[_Append | _Call | _Stop] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -162,9 +162,10 @@ class Journal:
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
 
-    def subscribe(self, on_commit: Callable[[int], None]) -> None:
-        """Call `on_commit(last_seq)` from the writer thread after every commit."""
-        self._on_commit = on_commit
+    def subscribe(self, on_commit: Callable[[int], None]) -> Callable[[], None]:
+        """Call `on_commit(last_seq)` from the writer thread after every commit; returns the unsubscribe."""
+        self._listeners.append(on_commit)
+        return lambda: self._listeners.remove(on_commit)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -377,8 +378,9 @@ class Journal:
         try:
             if self._observe_commit is not None:
                 self._observe_commit(time.perf_counter() - started, len(rows))
-            if rows and self._on_commit is not None:
-                self._on_commit(seq)
+            if rows:
+                for listener in list(self._listeners):
+                    listener(seq)
         except Exception as exc:  # noqa: BLE001 - metrics and wake-ups must not stop the writer
             log.error("journal commit observer failed", extra={"error": repr(exc)})
 
