@@ -1,28 +1,41 @@
-"""GET /v1/events and GET /v1/events/{id}: reads, always scoped to the caller's tenant."""
+"""The events API: search, get, histogram, facets, export and tail, always scoped to the caller's tenant."""
 
 from __future__ import annotations
 
+import csv
+import io
+import re
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request
-from starlette.responses import Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from starlette.responses import Response, StreamingResponse
 
 from eventlog.auth import Principal, read_tenant
 from eventlog.context import Context
 from eventlog.dependencies import context, principal
 from eventlog.errors import ApiError
-from eventlog.model import Event, time_to_us
+from eventlog.model import format_time, time_to_us
 from search import cursor as cursors
-from search.backend import EventQuery, Scope, SearchBackend
+from search.backend import FACET_FIELDS, EventQuery, Scope, SearchBackend, all_of
+from search.query import KNOWN_FIELDS, Node, QueryError, Range, Term, parse
+from search.tail import tail
 
 router = APIRouter(tags=["events"])
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 TenantParam = Annotated[
     str | None, Query(max_length=128, description="Admins only: read this tenant instead of the token's.")
 ]
+QParam = Annotated[
+    str | None, Query(max_length=2000, description="Query language, see README (e.g. `status:>=500 -actor:ci`).")
+]
+SinceParam = Annotated[datetime | None, Query(description="Inclusive lower bound on `time` (RFC 3339).")]
+UntilParam = Annotated[datetime | None, Query(description="Exclusive upper bound on `time` (RFC 3339).")]
 
 
 def backend(request: Request) -> SearchBackend:
@@ -38,13 +51,51 @@ def _micros(value: datetime | None, name: str) -> int | None:
     return time_to_us(value)
 
 
+def _parse(q: str | None) -> Node:
+    try:
+        return parse(q or "")
+    except QueryError as exc:
+        error: dict[str, Any] = {
+            "parameter": "q",
+            "position": exc.position,
+            "found": exc.found,
+            "expected": exc.expected,
+        }
+        if exc.expected.startswith("a known field"):
+            error["known_fields"] = sorted(KNOWN_FIELDS)
+        raise ApiError(400, "invalid_query", str(exc), [error]) from None
+
+
+def _where(
+    q: str | None,
+    *,
+    since_us: int | None = None,
+    until_us: int | None = None,
+    action: str | None = None,
+    actor: str | None = None,
+    outcome: str | None = None,
+    source: str | None = None,
+) -> Node:
+    """The query language and the plain filter parameters, as one condition."""
+    extra: list[Node] = [
+        Term(field, value)
+        for field, value in (("action", action), ("actor.id", actor), ("outcome", outcome), ("source", source))
+        if value is not None
+    ]
+    if since_us is not None:
+        extra.append(Range("time", ">=", since_us))
+    if until_us is not None:
+        extra.append(Range("time", "<", until_us))
+    return all_of(_parse(q), *extra)
+
+
 @router.get("/v1/events", summary="Search events, newest first")
 async def list_events(
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.list"))],
     store: Annotated[SearchBackend, Depends(backend)],
-    q: Annotated[str | None, Query(max_length=1024, description="Words that must all appear (full text).")] = None,
-    since: Annotated[datetime | None, Query(description="Inclusive lower bound on `time` (RFC 3339).")] = None,
-    until: Annotated[datetime | None, Query(description="Exclusive upper bound on `time` (RFC 3339).")] = None,
+    q: QParam = None,
+    since: SinceParam = None,
+    until: UntilParam = None,
     action: Annotated[str | None, Query(max_length=256)] = None,
     actor: Annotated[str | None, Query(max_length=256, description="Exact actor.id.")] = None,
     outcome: Annotated[Literal["success", "failure", "unknown"] | None, Query()] = None,
@@ -55,31 +106,224 @@ async def list_events(
     tenant: TenantParam = None,
 ) -> Response:
     scope = Scope(read_tenant(caller, tenant))
-    query = EventQuery(
+    where = _where(
+        q,
         since_us=_micros(since, "since"),
         until_us=_micros(until, "until"),
         action=action,
         actor=actor,
         outcome=outcome,
         source=source,
-        text=q,
-        order=order,
-        limit=limit,
     )
+    query = EventQuery(where=where, order=order, limit=limit)
     fingerprint = cursors.fingerprint(scope.tenant, query)
     if cursor:
         try:
-            position = cursors.decode(cursor, fingerprint)
+            query = replace(query, after=cursors.decode(cursor, fingerprint))
         except cursors.CursorError as exc:
             raise ApiError(400, "invalid_cursor", str(exc)) from None
-        query = replace(query, after=position)
     page = await store.search(scope, query)
     next_cursor = cursors.encode(page.last, fingerprint) if page.more and page.last is not None else None
     body = b'{"events":[' + b",".join(page.documents) + b'],"next_cursor":' + orjson.dumps(next_cursor) + b"}"
     return Response(body, media_type="application/json")
 
 
-@router.get("/v1/events/{event_id}", response_model=Event, summary="One event by id")
+_INTERVALS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_NICE_SECONDS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
+_MAX_BUCKETS = 2000
+
+
+def _interval_seconds(interval: str | None, span_us: int) -> int:
+    if interval is None:
+        # About 60 bars for the range, on a human step.
+        return next((n for n in _NICE_SECONDS if span_us / (n * 1_000_000) <= 60), _NICE_SECONDS[-1])
+    match = re.fullmatch(r"([1-9][0-9]{0,5})([smhd])", interval)
+    if match is None:
+        raise ApiError(
+            400,
+            "invalid_parameters",
+            "`interval` is a number and a unit: 30s, 5m, 1h, 1d",
+            [{"parameter": "interval", "message": "e.g. 5m"}],
+        )
+    seconds = int(match.group(1)) * _INTERVALS[match.group(2)]
+    if span_us / (seconds * 1_000_000) > _MAX_BUCKETS:
+        raise ApiError(
+            400,
+            "invalid_parameters",
+            f"that interval makes more than {_MAX_BUCKETS} buckets; widen it or narrow the range",
+            [{"parameter": "interval", "message": "too small for the range"}],
+        )
+    return seconds
+
+
+def _label(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@router.get("/v1/events/histogram", summary="Counts of matching events per interval")
+async def histogram(
+    caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.histogram"))],
+    store: Annotated[SearchBackend, Depends(backend)],
+    ctx: Annotated[Context, Depends(context)],
+    q: QParam = None,
+    since: SinceParam = None,
+    until: UntilParam = None,
+    interval: Annotated[
+        str | None, Query(description="Bucket width (30s, 5m, 1h, 1d); chosen from the range if absent.")
+    ] = None,
+    tenant: TenantParam = None,
+) -> dict[str, Any]:
+    scope = Scope(read_tenant(caller, tenant))
+    now = datetime.now(UTC)
+    until_us = _micros(until, "until") or time_to_us(now + timedelta(seconds=ctx.settings.max_future_seconds))
+    since_us = _micros(since, "since") or time_to_us(now - timedelta(days=ctx.settings.retention_days))
+    if since_us >= until_us:
+        raise ApiError(400, "invalid_parameters", "`since` must lie before `until`")
+    seconds = _interval_seconds(interval, until_us - since_us)
+    width = seconds * 1_000_000
+    found = await store.histogram(scope, _parse(q), since_us=since_us, until_us=until_us, interval_us=width)
+    counts = {bucket.start_us: bucket.count for bucket in found}
+    start = since_us - since_us % width
+    buckets = [
+        {"time": format_time(_EPOCH + timedelta(microseconds=at)), "count": counts.get(at, 0)}
+        for at in range(start, until_us, width)
+    ]
+    return {
+        "interval": _label(seconds),
+        "interval_seconds": seconds,
+        "since": format_time(_EPOCH + timedelta(microseconds=since_us)),
+        "until": format_time(_EPOCH + timedelta(microseconds=until_us)),
+        "total": sum(counts.get(at, 0) for at in range(start, until_us, width)),
+        "buckets": buckets,
+    }
+
+
+@router.get("/v1/events/facets", summary="Top values of one field among matching events")
+async def facets(
+    caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.facets"))],
+    store: Annotated[SearchBackend, Depends(backend)],
+    field: Annotated[
+        Literal["actor.id", "action", "outcome", "target.type", "source", "actor.ip", "actor", "ip"], Query()
+    ] = "actor.id",
+    size: Annotated[int, Query(ge=1, le=100)] = 10,
+    q: QParam = None,
+    since: SinceParam = None,
+    until: UntilParam = None,
+    tenant: TenantParam = None,
+) -> dict[str, Any]:
+    scope = Scope(read_tenant(caller, tenant))
+    canonical = {"actor": "actor.id", "ip": "actor.ip"}.get(field, field)
+    assert canonical in FACET_FIELDS
+    where = _where(q, since_us=_micros(since, "since"), until_us=_micros(until, "until"))
+    values = await store.facets(scope, where, field=canonical, size=size)
+    return {"field": canonical, "values": [{"value": v.value, "count": v.count} for v in values]}
+
+
+CSV_COLUMNS = (
+    "time",
+    "id",
+    "action",
+    "outcome",
+    "actor.type",
+    "actor.id",
+    "actor.name",
+    "actor.ip",
+    "target.type",
+    "target.id",
+    "target.name",
+    "source",
+    "request.method",
+    "request.path",
+    "request.status",
+    "message",
+    "details",
+    "chain.seq",
+    "chain.hash",
+)
+
+
+def _cell(document: dict[str, Any], column: str) -> str:
+    value: Any = document
+    for part in column.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None:
+        return ""
+    text = orjson.dumps(value).decode() if isinstance(value, dict | list) else str(value)
+    # Spreadsheets run cells that start like a formula (CSV injection); a quote defuses them.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_rows(pages: AsyncIterator[Sequence[bytes]]) -> AsyncIterator[bytes]:
+    async def rows() -> AsyncIterator[bytes]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(CSV_COLUMNS)
+        async for page in pages:
+            for raw in page:
+                document = orjson.loads(raw)
+                writer.writerow([_cell(document, c) for c in CSV_COLUMNS])
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+        if buffer.tell():  # the header alone, when nothing matched
+            yield buffer.getvalue().encode()
+
+    return rows()
+
+
+async def ndjson_rows(pages: AsyncIterator[Sequence[bytes]]) -> AsyncIterator[bytes]:
+    async for page in pages:
+        yield b"\n".join(page) + b"\n"
+
+
+@router.get("/v1/events/export", summary="Every matching event as NDJSON or CSV, streamed")
+async def export(
+    caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.export"))],
+    store: Annotated[SearchBackend, Depends(backend)],
+    format: Annotated[Literal["ndjson", "csv"], Query()] = "ndjson",
+    q: QParam = None,
+    since: SinceParam = None,
+    until: UntilParam = None,
+    order: Annotated[Literal["desc", "asc"], Query()] = "desc",
+    tenant: TenantParam = None,
+) -> StreamingResponse:
+    scope = Scope(read_tenant(caller, tenant))
+    where = _where(q, since_us=_micros(since, "since"), until_us=_micros(until, "until"))
+    pages = store.export(scope, EventQuery(where=where, order=order))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    safe_tenant = re.sub(r"[^A-Za-z0-9._-]", "_", scope.tenant)[:64]
+    filename = f"eventlog-{safe_tenant}-{stamp}.{format}"
+    media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
+    body = csv_rows(pages) if format == "csv" else ndjson_rows(pages)
+    return StreamingResponse(
+        body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
+
+
+@router.get("/v1/events/tail", summary="New matching events as server-sent events")
+async def tail_events(
+    caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.tail"))],
+    ctx: Annotated[Context, Depends(context)],
+    q: QParam = None,
+    last_event_id: Annotated[
+        str | None, Header(max_length=20, description="Resume after this journal sequence.")
+    ] = None,
+    tenant: TenantParam = None,
+) -> StreamingResponse:
+    scope = Scope(read_tenant(caller, tenant))
+    where = _parse(q)
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+    return StreamingResponse(
+        tail(ctx.journal, scope.tenant, where, after_seq=after),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/v1/events/{event_id}", summary="One event by id")
 async def get_event(
     event_id: Annotated[str, Path(max_length=128)],
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.get"))],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import replace
 
 import orjson
 
@@ -18,10 +17,8 @@ class CursorError(ValueError):
 
 
 def fingerprint(tenant: str, query: EventQuery) -> str:
-    key = replace(query, after=None, limit=0)
-    raw = orjson.dumps(
-        [tenant, key.since_us, key.until_us, key.action, key.actor, key.outcome, key.source, key.text, key.order]
-    )
+    """Ties a cursor to its tenant, conditions and order (not to the page size)."""
+    raw = orjson.dumps([tenant, repr(query.where), query.order])
     return hashlib.sha256(raw).hexdigest()[:16]
 
 

@@ -8,22 +8,8 @@ from typing import Any
 import pytest
 
 from search.backend import EventQuery, Scope, TenantScopeMissing
-from search.sqlite_store import SqliteStore, _checked, fts_match
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("sales", '"sales"'),
-        ("  two   words ", '"two" AND "words"'),
-        ('say "hi"', '"say" AND "hi"'),
-        ("NEAR(a", '"near a"'),
-        ("job-42", '"job 42"'),
-        ("  * ( ", None),
-    ],
-)
-def test_fts_match_turns_every_word_into_a_quoted_phrase(text: str, expected: str | None) -> None:
-    assert fts_match(text) == expected
+from search.query import Text
+from search.sqlite_store import SqliteStore, _checked
 
 
 def test_failsafe_refuses_statements_without_the_tenant_condition() -> None:
@@ -46,6 +32,6 @@ def test_empty_tenant_scope_is_impossible() -> None:
 
 async def test_empty_store_answers_an_empty_page(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "s.db")
-    page = await store.search(Scope("acme"), EventQuery(text="x"))
+    page = await store.search(Scope("acme"), EventQuery(where=Text(("x",))))
     await store.close()
     assert (list(page.documents), page.last, page.more) == ([], None, False)

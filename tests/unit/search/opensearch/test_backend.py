@@ -8,19 +8,14 @@ import pytest
 
 from search.backend import EventQuery, Position, Scope, TenantScopeMissing
 from search.opensearch.backend import checked, search_body
+from search.query import And, Term, Text, parse
 
 SCOPE = Scope("acme")
 
 
-def test_full_query_dsl() -> None:
+def test_search_body_puts_the_tenant_first_and_pages_by_time_and_id() -> None:
     query = EventQuery(
-        since_us=1_700_000_000_000_000,
-        until_us=1_700_000_060_000_001,
-        action="a.b",
-        actor="alice",
-        outcome="failure",
-        source="api",
-        text="job-42 * sales",
+        where=And((Term("action", "a.b"), Text(("job", "42")))),
         order="asc",
         limit=10,
         after=Position(1_700_000_000_123_456, "id-9"),
@@ -30,13 +25,14 @@ def test_full_query_dsl() -> None:
             "bool": {
                 "filter": [
                     {"term": {"tenant": "acme"}},
-                    {"range": {"time": {"gte": "2023-11-14T22:13:20.000000Z", "lt": "2023-11-14T22:14:20.000001Z"}}},
-                    {"term": {"action": "a.b"}},
-                    {"term": {"actor.id": "alice"}},
-                    {"term": {"outcome": "failure"}},
-                    {"term": {"source": "api"}},
-                    {"match_phrase": {"fulltext": {"query": "job 42", "analyzer": "whitespace"}}},
-                    {"match_phrase": {"fulltext": {"query": "sales", "analyzer": "whitespace"}}},
+                    {
+                        "bool": {
+                            "filter": [
+                                {"term": {"action": "a.b"}},
+                                {"match_phrase": {"fulltext": {"query": "job 42", "analyzer": "whitespace"}}},
+                            ]
+                        }
+                    },
                 ]
             }
         },
@@ -47,30 +43,31 @@ def test_full_query_dsl() -> None:
     }
 
 
+def test_match_everything_is_the_tenant_filter_alone() -> None:
+    assert search_body(SCOPE, EventQuery())["query"] == {"bool": {"filter": [{"term": {"tenant": "acme"}}]}}
+
+
 def test_user_text_never_becomes_query_string() -> None:
-    body = search_body(SCOPE, EventQuery(text='title:"x" OR _exists_:tenant'))
+    body = search_body(SCOPE, EventQuery(where=parse('"title:x OR _exists_:tenant" tenant OR _id')))
     assert "query_string" not in repr(body)
     assert "simple_query_string" not in repr(body)
 
 
 @pytest.mark.parametrize(
-    ("body", "params"),
+    "body",
     [
-        ({"query": {"match_all": {}}}, {"routing": "acme"}),
-        ({"query": {"bool": {"filter": [{"term": {"tenant": "globex"}}]}}}, {"routing": "acme"}),
-        (
-            {"query": {"bool": {"filter": [{"term": {"action": "x"}}, {"term": {"tenant": "acme"}}]}}},
-            {"routing": "acme"},
-        ),
-        ({"query": {"bool": {"filter": [{"term": {"tenant": "acme"}}]}}}, {}),
-        ({}, {"routing": "acme"}),
+        {"query": {"match_all": {}}},
+        {"query": {"bool": {"filter": [{"term": {"tenant": "globex"}}]}}},
+        {"query": {"bool": {"filter": [{"term": {"action": "x"}}, {"term": {"tenant": "acme"}}]}}},
+        {"query": {"bool": {"should": [{"term": {"tenant": "acme"}}]}}},
+        {},
     ],
 )
-def test_failsafe_refuses_unscoped_requests(body: dict[str, Any], params: dict[str, Any]) -> None:
+def test_failsafe_refuses_unscoped_requests(body: dict[str, Any]) -> None:
     with pytest.raises(TenantScopeMissing):
-        checked(SCOPE, body, params)
+        checked(SCOPE, body)
 
 
 def test_failsafe_passes_scoped_requests() -> None:
     body = search_body(SCOPE, EventQuery())
-    assert checked(SCOPE, body, {"routing": "acme"}) == (body, {"routing": "acme"})
+    assert checked(SCOPE, body) == body
