@@ -24,18 +24,25 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def principal(scope: str, audit_action: str | None = None) -> Callable[[Request], Awaitable[Principal]]:
+def principal(
+    scope: str, audit_action: str | None = None, *, header: str = "authorization"
+) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency that authenticates the caller and checks one scope.
 
     `audit_action` marks the endpoint for self-audit: the call becomes an event
     of `source: eventlog` in the caller's tenant once the response is sent.
+    `header` names where the token is; anything but `authorization` carries
+    the bare token (the Keboola dialect's `X-StorageApi-Token`).
     """
 
     async def dependency(request: Request) -> Principal:
         if audit_action is not None:
             request.state.audit_action = audit_action
         ctx = context(request)
-        caller = ctx.auth.authenticate(request.headers.get("authorization"), client_ip(request))
+        credential = request.headers.get(header)
+        if header != "authorization" and credential:
+            credential = f"Bearer {credential}"
+        caller = ctx.auth.authenticate(credential, client_ip(request))
         request.state.principal = caller
         require_scope(caller, scope)
         return caller

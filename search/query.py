@@ -707,18 +707,22 @@ def to_opensearch(node: Node) -> dict[str, Any]:
 _SQL_COLUMN = {"id": "id", "time": "time_us", "action": "action", "outcome": "outcome", "source": "source"}
 _SQL_NULLABLE_COLUMN = {"actor.id": "actor_id"}
 
-# Every scalar of details as the flat_object string "<.path>=<JSON text>" (path with a leading dot).
-# Keys with '"' or '\' are unreachable by a JSON path in SQLite 3.40, so both escapes are first
-# rewritten to their \uXXXX forms (left to right, `\\` pairs align with escape sequences); numbers
-# keep their stored text through `->`, which SQLite renders from the original JSON.
+# Every scalar of details as the flat_object string "<.path>=<text>" (the path with a leading dot),
+# walked level by level with json_each. Numbers keep their stored text through `->`, which SQLite
+# renders from the original JSON. Keys holding '"' or '\\' are unreachable by a JSON path in SQLite
+# 3.40, so both escapes are first rewritten to their \\uXXXX forms (left to right, `\\\\` pairs align
+# with the escape sequences, so `\\"` is always an escaped quote).
 _DETAILS_LEAVES = (
     "WITH RECURSIVE d(doc) AS (SELECT replace(replace(document, '\\\\', '\\u005c'), '\\\"', '\\u0022')), "
-    "j AS MATERIALIZED (SELECT t.id, t.parent, t.key, t.type, t.atom, t.fullkey, d.doc FROM d, json_tree(d.doc, '$.details') AS t), "
-    "n(id, path) AS (SELECT id, '' FROM j WHERE parent IS NULL UNION ALL "
-    "SELECT j.id, CASE WHEN typeof(j.key) = 'text' THEN n.path || '.' || j.key ELSE n.path END FROM j JOIN n ON j.parent = n.id), "
-    "leaves(leaf) AS (SELECT n.path || '=' || CASE j.type WHEN 'text' THEN j.atom WHEN 'true' THEN 'true' "
-    "WHEN 'false' THEN 'false' ELSE j.doc -> j.fullkey END FROM n JOIN j ON j.id = n.id "
-    "WHERE j.type NOT IN ('object', 'array', 'null')) "
+    "n(path, type, value, raw) AS ("
+    "SELECT '.' || e.key, e.type, e.value, CASE WHEN e.type IN ('integer', 'real') THEN d.doc -> e.fullkey END "
+    "FROM d, json_each(d.doc, '$.details') AS e "
+    "UNION ALL "
+    "SELECT CASE n.type WHEN 'object' THEN n.path || '.' || e.key ELSE n.path END, e.type, e.value, "
+    "CASE WHEN e.type IN ('integer', 'real') THEN n.value -> e.fullkey END "
+    "FROM n, json_each(n.value) AS e WHERE n.type IN ('object', 'array')), "
+    "leaves(leaf) AS (SELECT path || '=' || CASE type WHEN 'text' THEN value WHEN 'true' THEN 'true' "
+    "WHEN 'false' THEN 'false' ELSE raw END FROM n WHERE type NOT IN ('object', 'array', 'null')) "
 )
 
 

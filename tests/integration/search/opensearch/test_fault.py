@@ -7,7 +7,7 @@ backoff while the journal keeps the events. This test runs everything for real:
   the session node the other tests share, because it is SIGKILLed here;
 - `eventlog serve` as a subprocess (tests/integration/server.py) on that node;
 - four HTTP clients (single events and batches, server and client ids) that
-  post without pause for the whole test.
+  post for the whole test, 10-30 ms apart each (about 700 events/s in all).
 
 Timeline: load for a few seconds with the node up; SIGKILL the node's JVM; keep
 loading for 30 s, every answer a 201, /readyz showing the sink retrying with a
@@ -158,7 +158,7 @@ class Node:
 
 @dataclass
 class Load:
-    """Clients posting without pause in a thread of their own; what each request got, by phase."""
+    """Clients posting in a thread of their own; what each request got, by phase."""
 
     url: str
     secret: str
