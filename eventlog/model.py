@@ -85,6 +85,9 @@ class RequestInfo(_Part):
     bytes_out: int | None = Field(None, ge=0)
 
 
+MAX_DETAILS_STRING = 4096
+
+
 def _depth(value: Any) -> int:
     """Nesting depth; raises on integers a JSON double cannot hold exactly."""
     if isinstance(value, dict):
@@ -93,6 +96,9 @@ def _depth(value: Any) -> int:
         return 1 + max((_depth(v) for v in value), default=0)
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INT:
         raise ValueError(f"holds the integer {value}, beyond ±(2**53-1); send it as a string")
+    if isinstance(value, str) and len(value) > MAX_DETAILS_STRING:
+        # Every details value is one search term; Lucene refuses terms over 32 766 bytes.
+        raise ValueError(f"holds a string of {len(value)} characters; at most {MAX_DETAILS_STRING} per value")
     return 0
 
 

@@ -44,8 +44,13 @@ Semantics
   matches. Lists add no path segment (any element may match, lists of objects included), and a key
   holding dots is reached like nested keys (`details.a.b` finds `{"a": {"b": 1}}` and `{"a.b": 1}`),
   which is exactly OpenSearch's `flat_object`: each scalar is the string "<path>=<text>" and a term or
-  prefix is compared with that string.
+  prefix is compared with that string (so `details.a:b=c` also finds `{"a=b": "c"}`). A path is written
+  as one word without empty keys; keys holding whitespace, `(`, `)`, `"`, `:` or nothing are reachable
+  only by building the AST.
 - `field:(a OR b)` is any of the values; each value may itself be a prefix (`action:(auth.* OR x)`).
+
+An AST built by code (not by `parse`) may also name other stored fields, e.g. `Term("chain.seq", 7)`:
+they compare as their plain JSON values (`json_extract` in SQLite, the field as mapped in OpenSearch).
 
 Limits: 2000 characters, 20 levels of nesting (parentheses and negations), 100 terms (every value
 written counts, dropped ones too). Every error is a `QueryError` with position, found and expected.
@@ -442,7 +447,7 @@ class _Parser:
                 break
         if rest:
             self.count_term(rest_pos, rest)
-            return _field_value(field, op, rest, quoted=False, pos=rest_pos)
+            return _field_value(field, op, rest, quoted=False, pos=rest_pos, source=rest)
         after = self.peek()
         expected = f"a value right after '{token.text}'"
         if after is None:
@@ -452,7 +457,7 @@ class _Parser:
         if after.kind == "phrase":
             self.take()
             self.count_term(after.pos, after.raw(self.text))
-            return _field_value(field, op, after.text, quoted=True, pos=after.pos)
+            return _field_value(field, op, after.text, quoted=True, pos=after.pos, source=after.raw(self.text))
         if after.kind == "(" and op is None:
             self.take()
             return self.any_of(field, after)
@@ -475,7 +480,8 @@ class _Parser:
             raise self.fail(token, "a value")
         self.take()
         self.count_term(token.pos, token.raw(self.text))
-        return _field_value(field, None, token.text, quoted=token.kind == "phrase", pos=token.pos)
+        quoted = token.kind == "phrase"
+        return _field_value(field, None, token.text, quoted=quoted, pos=token.pos, source=token.raw(self.text))
 
 
 def _resolve(name: str, pos: int) -> str:
@@ -495,30 +501,27 @@ def _resolve(name: str, pos: int) -> str:
     raise QueryError(pos, name, _known_fields_phrase())
 
 
-def _field_value(field: str, op: Op | None, raw: str, *, quoted: bool, pos: int) -> Node:
-    """One `field:value` (or `field:<op>value`) as a node."""
+def _field_value(field: str, op: Op | None, text: str, *, quoted: bool, pos: int, source: str) -> Node:
+    """One `field:value` (or `field:<op>value`) as a node; `source` is the value as written, for errors."""
     kind: Kind | Literal["details"] = "details" if field.startswith(_DETAILS) else _FIELDS[field]
-    star = not quoted and raw.endswith("*")
-    value = raw[:-1] if star else raw
+    star = not quoted and text.endswith("*")
+    value = text[:-1] if star else text
     if not quoted and "*" in value:
-        raise QueryError(pos, raw, "'*' only at the end of a value (quote the value to match a literal '*')")
-    if op is not None:
-        if kind not in ("int", "float", "time"):
-            ranged = ", ".join(f for f, k in _FIELDS.items() if k in ("int", "float", "time"))
-            raise QueryError(pos - len(op), op + raw, f"a value without '{op}' (ranges work on {ranged})")
-        if star:
-            raise QueryError(pos, raw, f"a value without '*' ({field} has no prefixes)")
-    if star and not value:
+        raise QueryError(pos, source, "'*' only at the end of a value (quote the value to match a literal '*')")
+    if op is not None and kind not in ("int", "float", "time"):
+        ranged = ", ".join(f for f, k in _FIELDS.items() if k in ("int", "float", "time"))
+        raise QueryError(pos - len(op), op + source, f"a value without '{op}' (ranges work on {ranged})")
+    if star and not value and op is None:
         return Exists(field)
     if kind in ("keyword", "details"):
         return Prefix(field, value) if star else Term(field, value)
     if star:
-        raise QueryError(pos, raw, f"a value without '*' ({field} has no prefixes)")
+        raise QueryError(pos, source, f"a value without '*' ({field} has no prefixes)")
     if kind == "ip":
-        return _ip(field, value, pos, raw)
+        return _ip(field, value, pos, source)
     if kind == "time":
-        return _time(field, op, value, pos, raw)
-    number = _number(field, kind, value, pos, raw)
+        return _time(field, op, value, pos, source)
+    number = _number(field, kind == "int", value, pos, source)
     return Term(field, number) if op is None else Range(field, op, number)
 
 
@@ -526,8 +529,8 @@ _INT = re.compile(r"-?[0-9]+")
 _FLOAT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
-def _number(field: str, kind: Kind, value: str, pos: int, raw: str) -> int | float:
-    if kind == "int":
+def _number(field: str, whole: bool, value: str, pos: int, raw: str) -> int | float:
+    if whole:
         low, high = _INT_BOUNDS.get(field, (-_SAFE_INT, _SAFE_INT))
         if _INT.fullmatch(value) and low <= int(value) <= high:
             return int(value)
@@ -580,6 +583,9 @@ def _ip(field: str, value: str, pos: int, raw: str) -> Node:
             network = ipaddress.ip_network(value, strict=False)
             if "%" in value:
                 raise ValueError(value)
+            mapped = network.network_address.ipv4_mapped if isinstance(network, ipaddress.IPv6Network) else None
+            if mapped is not None and network.prefixlen >= 96:  # an IPv4 network written as IPv6
+                return Cidr(field, str(ipaddress.IPv4Network((mapped, network.prefixlen - 96))))
             return Cidr(field, str(network))
         address = ipaddress.ip_address(value)
         if "%" in value:
@@ -662,7 +668,7 @@ _OS_RANGE = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
 
 
 def _os_value(field: str, value: Value) -> Value:
-    if field in _FIELDS and _FIELDS[field] == "time":
+    if _FIELDS.get(field) == "time":
         return format_time(_EPOCH + timedelta(microseconds=int(value)))
     return value
 
@@ -707,13 +713,21 @@ def to_opensearch(node: Node) -> dict[str, Any]:
 _SQL_COLUMN = {"id": "id", "time": "time_us", "action": "action", "outcome": "outcome", "source": "source"}
 _SQL_NULLABLE_COLUMN = {"actor.id": "actor_id"}
 
+# The stored JSON rewritten escape by escape (left to right, `\\` pairs align with the escape
+# sequences, so `\"` is always an escaped quote), for what SQLite 3.40's JSON functions cannot do:
+# - `\\` and `\"` become `\u005c` and `\u0022`: a key holding them cannot be reached by a path;
+# - `\u0001` becomes `\u0001\u0002` and `\u0000` becomes `\u0001\u0001`: a decoded string is cut at
+#   NUL, so NUL is spelled without one (a prefix-free code); `_nul_free` spells the compared values alike.
+_NUL_FREE_DOCUMENT = (
+    "replace(replace(replace(replace(document, "
+    "'\\\\', '\\u005c'), '\\\"', '\\u0022'), '\\u0001', '\\u0001\\u0002'), '\\u0000', '\\u0001\\u0001')"
+)
+
 # Every scalar of details as the flat_object string "<.path>=<text>" (the path with a leading dot),
 # walked level by level with json_each. Numbers keep their stored text through `->`, which SQLite
-# renders from the original JSON. Keys holding '"' or '\\' are unreachable by a JSON path in SQLite
-# 3.40, so both escapes are first rewritten to their \\uXXXX forms (left to right, `\\\\` pairs align
-# with the escape sequences, so `\\"` is always an escaped quote).
+# renders from the original JSON.
 _DETAILS_LEAVES = (
-    "WITH RECURSIVE d(doc) AS (SELECT replace(replace(document, '\\\\', '\\u005c'), '\\\"', '\\u0022')), "
+    f"WITH RECURSIVE d(doc) AS (SELECT {_NUL_FREE_DOCUMENT}), "
     "n(path, type, value, raw) AS ("
     "SELECT '.' || e.key, e.type, e.value, CASE WHEN e.type IN ('integer', 'real') THEN d.doc -> e.fullkey END "
     "FROM d, json_each(d.doc, '$.details') AS e "
@@ -725,9 +739,20 @@ _DETAILS_LEAVES = (
     "WHEN 'false' THEN 'false' ELSE raw END FROM n WHERE type NOT IN ('object', 'array', 'null')) "
 )
 
+# The only queryable field besides details that may hold control characters (see eventlog/model.py).
+_SQL_NUL_FREE_FIELDS = {"actor.user_agent"}
+
+
+def _nul_free(value: str) -> str:
+    return value.replace("\x01", "\x01\x02").replace("\x00", "\x01\x01")
+
 
 def _details_leaf(field: str, value: str) -> str:
     return field[len(_DETAILS) - 1 :] + "=" + value
+
+
+def _sqlite_leaf(field: str, value: str) -> str:
+    return _nul_free(_details_leaf(field, value))
 
 
 def _sql_field(field: str) -> tuple[str, bool]:
@@ -736,12 +761,16 @@ def _sql_field(field: str) -> tuple[str, bool]:
         return _SQL_COLUMN[field], False
     if field in _SQL_NULLABLE_COLUMN:
         return _SQL_NULLABLE_COLUMN[field], True
+    if field in _SQL_NUL_FREE_FIELDS:
+        return f"json_extract({_NUL_FREE_DOCUMENT}, '$.{field}')", True
     return f"json_extract(document, '$.{field}')", True
 
 
 def _sql_value(field: str, value: Value) -> Value:
     if field == "received_at":  # stored as fixed-width RFC 3339 text, which sorts like the time
         return format_time(_EPOCH + timedelta(microseconds=int(value)))
+    if field in _SQL_NUL_FREE_FIELDS:
+        return _nul_free(str(value))
     return value
 
 
@@ -763,23 +792,23 @@ def _sql(node: Node, params: list[object]) -> str:
             params.append('"' + " ".join(found) + '"' + ("*" if prefix else ""))
             return "rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
         case Term(field, value) if field.startswith(_DETAILS):
-            params.append(_details_leaf(field, str(value)))
+            params.append(_sqlite_leaf(field, str(value)))
             return f"EXISTS ({_DETAILS_LEAVES}SELECT 1 FROM leaves WHERE leaf = ?)"
         case AnyOf(field, values) if field.startswith(_DETAILS):
-            params.extend(_details_leaf(field, str(v)) for v in values)
+            params.extend(_sqlite_leaf(field, str(v)) for v in values)
             return f"EXISTS ({_DETAILS_LEAVES}SELECT 1 FROM leaves WHERE leaf IN ({', '.join('?' * len(values))}))"
         case Prefix(field, value) if field.startswith(_DETAILS):
-            leaf = _details_leaf(field, value)
+            leaf = _sqlite_leaf(field, value)
             params.extend((len(leaf), leaf))
             return f"EXISTS ({_DETAILS_LEAVES}SELECT 1 FROM leaves WHERE substr(leaf, 1, ?) = ?)"
         case Exists(field) if field.startswith(_DETAILS):
-            leaf = _details_leaf(field, "")
+            leaf = _sqlite_leaf(field, "")
             params.extend((len(leaf), leaf))
             return f"EXISTS ({_DETAILS_LEAVES}SELECT 1 FROM leaves WHERE substr(leaf, 1, ?) = ?)"
-        case Term(field, value) if _FIELDS[field] == "ip":
+        case Term(field, value) if _FIELDS.get(field) == "ip":
             params.append(value)
             return f"cidr_match({_sql_field(field)[0]}, ?)"
-        case AnyOf(field, values) if _FIELDS[field] == "ip":
+        case AnyOf(field, values) if _FIELDS.get(field) == "ip":
             params.extend(values)
             column = _sql_field(field)[0]
             return "(" + " OR ".join(f"cidr_match({column}, ?)" for _ in values) + ")"
@@ -797,7 +826,8 @@ def _sql(node: Node, params: list[object]) -> str:
             return f"COALESCE({test}, 0)" if nullable else test
         case Prefix(field, value):
             column, nullable = _sql_field(field)
-            params.extend((len(value), value))
+            start = str(_sql_value(field, value))
+            params.extend((len(start), start))
             return f"substr({column}, 1, ?) IS ?" if nullable else f"substr({column}, 1, ?) = ?"
         case Exists(field):
             return f"{_sql_field(field)[0]} IS NOT NULL"
@@ -891,7 +921,9 @@ def _field_values(document: Mapping[str, Any], field: str) -> list[Any]:
     value = _get(document, field)
     if value is None:
         return []
-    kind = _FIELDS[field]
+    kind = _FIELDS.get(field)
+    if kind is None:  # a field outside the language, in an AST built by code (e.g. chain.seq)
+        return [value] if isinstance(value, str | int | float) and not isinstance(value, bool) else []
     if kind == "time":
         return [time_to_us(parse_time(value))] if isinstance(value, str) else []
     if kind in ("int", "float"):
@@ -935,9 +967,9 @@ def matches(node: Node, document: Mapping[str, Any]) -> bool:
         case Exists(field) if field.startswith(_DETAILS):
             start = _details_leaf(field, "")
             return any(leaf.startswith(start) for leaf in _details_leaves(document.get("details"), ""))
-        case Term(field, value) if _FIELDS[field] == "ip":
+        case Term(field, value) if _FIELDS.get(field) == "ip":
             return any(cidr_match(ip, str(value)) for ip in _field_values(document, field))
-        case AnyOf(field, values) if _FIELDS[field] == "ip":
+        case AnyOf(field, values) if _FIELDS.get(field) == "ip":
             return any(cidr_match(ip, str(v)) for ip in _field_values(document, field) for v in values)
         case Cidr(field, network):
             return any(cidr_match(ip, network) for ip in _field_values(document, field))
@@ -950,7 +982,7 @@ def matches(node: Node, document: Mapping[str, Any]) -> bool:
         case Exists(field):
             return bool(_field_values(document, field))
         case Range(field, op, value):
-            return any(_compare(v, op, value) for v in _field_values(document, field))
+            return any(_compare(v, op, value) for v in _field_values(document, field) if type(v) is not str)
         case Not(item):
             return not matches(item, document)
         case And(items):

@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (tenant, id)
 );
 CREATE INDEX IF NOT EXISTS events_tenant_time ON events (tenant, time_us, id);
-CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5 (body, tokenize = 'unicode61 remove_diacritics 2');
+-- search/text.py has tokenized the body already; 'ascii' only splits it on the spaces (unicode61
+-- would fold more than OpenSearch does, e.g. a final sigma).
+CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5 (body, tokenize = 'ascii');
 """
 
 _TENANT_CONDITION = "tenant = ?"

@@ -10,10 +10,11 @@ from opensearchpy import OpenSearch
 log = logging.getLogger(__name__)
 
 # Bump when the template body changes; a node with a newer version replaces it.
-TEMPLATE_VERSION = 1
+TEMPLATE_VERSION = 2
 
-_KEYWORD = {"type": "keyword", "ignore_above": 1024}
-_NAME = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}}
+# ignore_above at least the model's longest value, so exact and prefix queries find everything.
+_KEYWORD = {"type": "keyword", "ignore_above": 4096}
+_NAME = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 1024}}}
 _DATE = {"type": "date_nanos", "format": "strict_date_optional_time_nanos"}
 
 

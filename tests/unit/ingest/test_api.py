@@ -93,6 +93,7 @@ def test_invalid_json_is_400(service: Service) -> None:
             "nested",
         ),
         (_event(details={"n": [2**53]}), "/events/1/details", "as a string"),
+        (_event(details={"blob": "x" * 4097}), "/events/1/details", "at most 4096"),
         (_event(unknown=1), "/events/1/unknown", "Extra inputs"),
         (_event(tenant="evil"), "/events/1/tenant", "token"),
         (_event(chain={"seq": 1}), "/events/1/chain", "server"),
@@ -158,7 +159,7 @@ def test_too_many_events_is_413(service: Service) -> None:
 
 def test_oversized_event_is_413_naming_it(service: Service) -> None:
     token = service.token("acme")
-    big = _event(details={"blob": "x" * service.settings.max_event_bytes})
+    big = _event(details={"blob": ["x" * 4000] * 17})
     answer = service.client.post("/v1/events", json={"events": [_event(), big]}, headers=bearer(token))
     assert answer.status_code == 413
     assert answer.json()["errors"][0]["index"] == 1
