@@ -8,7 +8,7 @@ PROG=${0##*/}
 
 usage() {
     cat <<EOF
-Usage: $PROG start|stop|status|--help
+Usage: $PROG start|fetch|stop|status|--help
 
 Runs a single-node OpenSearch on 127.0.0.1 from the integ-test-zip
 distribution that Maven Central serves
@@ -21,6 +21,7 @@ no security plugin, plain HTTP, the machine's Java (11 to 23; 17 here).
           useradd when missing; needs root; a non-root caller runs the node as
           itself), wait until the cluster is at least yellow and print
           OPENSEARCH_URL=http://127.0.0.1:PORT as the last line of stdout.
+  fetch   Only fetch and unpack the distribution (what 'start' does first).
   stop    Stop the node that 'start' launched from the run dir (pid file) and
           wait for it to exit.
   status  Say whether the node answers; exit 0 if it does, 1 if not.
@@ -324,6 +325,13 @@ cmd_start() {
     echo "OPENSEARCH_URL=$URL"
 }
 
+cmd_fetch() {
+    find_java
+    ensure_user
+    install_distribution
+    log "OpenSearch $VERSION ready in $HOME_DIR"
+}
+
 cmd_stop() {
     local pid i
     if ! pid=$(running_pid); then
@@ -364,6 +372,7 @@ cmd_status() {
 
 case ${1:-} in
 start) cmd_start ;;
+fetch) cmd_fetch ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
 -h | --help | help) usage ;;
