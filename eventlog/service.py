@@ -28,6 +28,7 @@ from eventlog.tokens import TokenStore
 from ingest.api import router as ingest_router
 from search.api import router as search_router
 from search.backend import SearchBackend
+from search.keboola import router as keboola_router
 from search.opensearch.backend import OpenSearchBackend
 from search.opensearch.client import build_client
 from search.opensearch.sink import OpenSearchSink
@@ -127,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     app.include_router(ingest_router)
     app.include_router(search_router)
+    app.include_router(keboola_router)
     app.include_router(token_router)
     app.include_router(deadletter_router)
     app.include_router(ops_router)
