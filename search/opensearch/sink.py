@@ -92,16 +92,15 @@ class OpenSearchSink:
         self._max_bytes = max_bytes
         self._shards = shards
         self._replicas = replicas
-        self._template_ready = False
 
     async def deliver(self, entries: Sequence[Entry]) -> Sequence[Rejection]:
         return await asyncio.to_thread(self._deliver, entries)
 
     def _deliver(self, entries: Sequence[Entry]) -> list[Rejection]:
-        # Installed on first delivery, not at start: ingest must work while OpenSearch is down.
-        if not self._template_ready:
-            install(self._client, self._prefix, shards=self._shards, replicas=self._replicas)
-            self._template_ready = True
+        # Checked before every delivery (one GET), not once at start: ingest must work while
+        # OpenSearch is down, and a cluster that comes back empty must get the template again
+        # before the first bulk, or the daily index would be created with dynamic mappings.
+        install(self._client, self._prefix, shards=self._shards, replicas=self._replicas)
         rejected: list[Rejection] = []
         for batch, body in chunks(entries, self._prefix, self._max_bytes):
             answer = self._client.bulk(body=body, params={"filter_path": "errors,items.*.status,items.*.error"})

@@ -90,3 +90,20 @@ def test_refused_events_go_to_dead_letters_and_redrive_delivers_them(
         found = http.get("/v1/events", params={"source": "api"}, headers=bearer(writer)).json()["events"]
         assert sorted(e["id"] for e in found) == sorted(ids)
     client.close()
+
+
+async def test_a_cluster_that_lost_the_template_gets_it_back_before_the_next_bulk(
+    opensearch_url: str, index_prefix: str
+) -> None:
+    client = OpenSearch(hosts=[opensearch_url])
+    sink = OpenSearchSink(client, index_prefix, max_bytes=65_536)
+    assert await sink.deliver([_entry(1)]) == []
+    # As after a wiped cluster: no template, no indices.
+    client.indices.delete(index=f"{index_prefix}-events-*")
+    client.indices.delete_index_template(name=template.template_name(index_prefix))
+    assert await sink.deliver([_entry(2)]) == []
+    index = template.index_for(index_prefix, orjson.loads(_entry(2).document)["time"])
+    mapping = client.indices.get_mapping(index=index)[index]["mappings"]
+    assert mapping["properties"]["details"]["type"] == "flat_object"
+    assert index in client.indices.get_alias(name=template.alias(index_prefix))
+    await sink.close()

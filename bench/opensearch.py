@@ -1,0 +1,733 @@
+"""OpenSearch benchmark: eventlog's indexing rate against raw `_bulk`, and the delay from 201 to searchable.
+
+One run, one node, the same N events twice:
+
+1. raw: N stored-form documents, prepared before the clock starts through
+   eventlog's own code (`EventIn` validation, `to_document`, RFC 8785
+   canonical JSON and the SHA-256 chain link, the `fulltext` tokens of
+   search/text.py), are sent with `opensearch.helpers.bulk` (`create`, `_id`
+   `<tenant>/<id>`, routing by tenant, daily index by event time) into fresh
+   indices made from eventlog's own template (search/opensearch/template.py)
+   under a prefix of their own; then one refresh. Rate = N / (bulk + refresh).
+2. eventlog: `eventlog serve` runs as a subprocess on the same node with
+   another prefix; a few asyncio httpx clients (one thread, pre-serialized
+   bodies) post the same N events in batches of 100 to `POST /v1/events`; the
+   fan-out indexes them (refresh interval 1 s, as in production). Rate =
+   N / (first request sent -> the tenant's `_count` on the alias reaches N).
+   `_count` is polled every 100 ms, so the end is known to about 0.1 s.
+
+The 201 -> searchable delay: for every batch (`--sample-every 1`, the default)
+the id of its last event is remembered with the time its 201 arrived. A probe
+thread asks the alias every `--probe-interval` seconds (default 0.05) for all
+remembered ids not yet seen, in one `terms` query on `id` (routing by tenant),
+and notes the time its answer arrived for each id it sees for the first time.
+The delay of a batch is that time minus its 201 time: an upper bound, too high
+by at most one probe interval plus one query. The last event of a batch is
+indexed no earlier than the rest of it (the sink delivers in journal order),
+so the delay covers the whole batch. The figure is taken under full load: if
+the sink indexes slower than the journal accepts, the backlog (and so the
+delay) grows for the whole run; `--rate` caps the posting rate to measure the
+delay at a sustainable load instead.
+
+Targets: eventlog rate >= 0.7 x raw; p99 delay <= 2 s.
+
+Run from the repository root (so that `bench` and `tests` import):
+  .venv/bin/python -m bench.opensearch
+  .venv/bin/python -m bench.opensearch --events 20000 --clients 4
+  OPENSEARCH_URL=http://127.0.0.1:9200 .venv/bin/python -m bench.opensearch
+
+With OPENSEARCH_URL set that cluster is used (plain HTTP, no security
+plugin) and the benchmark's indices and templates are deleted at the end
+(unless --keep-indices); otherwise tests/opensearch_node.start_opensearch()
+starts a node (scripts/opensearch.sh) and stops it at the end. Each line
+printed while it runs starts with a phase name; the table comes last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import uuid_utils
+from opensearchpy import NotFoundError, OpenSearch
+from opensearchpy.helpers import bulk
+
+from eventlog.canonical import canonical_json
+from eventlog.chain import GENESIS, link_hash
+from eventlog.model import EventIn, to_document
+from search.opensearch.sink import document_id
+from search.opensearch.template import alias, index_for, install, template_name
+from search.text import searchable_text
+from tests.integration.server import ServerProcess
+from tests.opensearch_node import start_opensearch
+
+TARGET_RATIO = 0.7
+TARGET_P99_S = 2.0
+TENANT = "bench"
+ADMIN_TENANT = "bench-ops"  # its self-audit events stay out of the counted tenant
+BATCH_EVENTS = 100
+HTTP_TIMEOUT_S = 60.0
+COUNT_EVERY_S = 0.1
+PROGRESS_EVERY_S = 5.0
+SEARCHABLE_TIMEOUT_S = 600.0
+# Same bulk shape as eventlog's sink: EVENTLOG_FANOUT_BATCH_EVENTS and EVENTLOG_OPENSEARCH_BULK_MAX_BYTES.
+DEFAULT_RAW_CHUNK = 2000
+DEFAULT_RAW_MAX_BYTES = 5 * 1024 * 1024
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot go on; the message says why."""
+
+
+def say(phase: str, text: str) -> None:
+    print(f"[{phase}] {text}", flush=True)
+
+
+# -- realistic events -----------------------------------------------------------------
+
+_ACTIONS: tuple[tuple[str, str, str, str], ...] = (
+    ("storage.tables.create", "table", "POST", "/v1/projects/{project}/tables"),
+    ("storage.tables.delete", "table", "DELETE", "/v1/projects/{project}/tables/{target}"),
+    ("storage.objects.read", "object", "GET", "/v1/projects/{project}/buckets/{target}/objects"),
+    ("iam.users.update", "user", "PATCH", "/v1/users/{target}"),
+    ("iam.roles.grant", "role_binding", "POST", "/v1/projects/{project}/roles/{target}:grant"),
+    ("billing.invoices.download", "invoice", "GET", "/v1/billing/invoices/{target}/pdf"),
+    ("compute.instances.start", "instance", "POST", "/v1/projects/{project}/instances/{target}:start"),
+    ("auth.sessions.create", "session", "POST", "/v1/sessions"),
+    ("kms.keys.rotate", "crypto_key", "POST", "/v1/projects/{project}/keys/{target}:rotate"),
+)
+_PEOPLE = ("Ada Lovelace", "Grace Hopper", "Alan Turing", "Katherine Johnson", "Margaret Hamilton", "José Müller")
+_SERVICES = ("svc-billing", "svc-deployer", "svc-backup", "svc-scheduler")
+_AGENTS = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+    "terraform-provider-acme/3.4.1 Terraform/1.9.8",
+    "acme-cli/2.18.0 python/3.12.4 linux/x86_64",
+)
+_REGIONS = ("eu-west-1", "eu-central-1", "us-east-1", "ap-southeast-2")
+
+
+def _address(rng: random.Random) -> str:
+    """Documentation ranges only (RFC 5737 / RFC 3849)."""
+    if rng.random() < 0.15:
+        return f"2001:db8:{rng.randrange(0x10000):x}::{rng.randrange(1, 0x10000):x}"
+    return f"{rng.choice(('192.0.2', '198.51.100', '203.0.113'))}.{rng.randrange(1, 255)}"
+
+
+def make_event(rng: random.Random, now: datetime) -> dict[str, Any]:
+    """One plausible audit event as a producer sends it (about 400-600 bytes of JSON)."""
+    action, target_type, method, route = rng.choice(_ACTIONS)
+    project = f"prj-{rng.randrange(10_000):04d}"
+    target_id = f"{target_type[:3]}-{rng.getrandbits(40):010x}"
+    failed = rng.random() < 0.08
+    status = rng.choice((403, 404, 409, 422)) if failed else (201 if method == "POST" else 200)
+    actor: dict[str, Any]
+    if rng.random() < 0.75:
+        who = rng.choice(_PEOPLE)
+        actor = {"type": "user", "id": f"u-{rng.randrange(100_000):05d}", "name": who, "ip": _address(rng)}
+        if rng.random() < 0.2:
+            actor["user_agent"] = rng.choice(_AGENTS)
+    else:
+        who = rng.choice(_SERVICES)
+        actor = {"type": "service", "id": who, "ip": _address(rng)}
+    details: dict[str, Any] = {"project": project, "region": rng.choice(_REGIONS)}
+    if method in ("PATCH", "PUT") or (method == "POST" and rng.random() < 0.3):
+        details["changes"] = [{"field": rng.choice(("role", "quota", "ttl")), "old": rng.randrange(100), "new": 7}]
+    if failed:
+        details["error"] = {"code": status, "reason": "denied" if status == 403 else "rejected"}
+    verb = action.rsplit(".", 1)[1]
+    return {
+        "time": (now - timedelta(seconds=rng.uniform(0, 60))).isoformat().replace("+00:00", "Z"),
+        "action": action,
+        "outcome": "failure" if failed else "success",
+        "actor": actor,
+        "target": {"type": target_type, "id": target_id, "name": f"{target_type} {target_id[-4:]}"},
+        "request": {
+            "method": method,
+            "path": route.format(project=project, target=target_id),
+            "status": status,
+            "duration_ms": round(rng.uniform(0.4, 250.0), 3),
+            "request_id": f"{rng.getrandbits(64):016x}",
+        },
+        "message": f"{who} {verb} {target_type} {target_id}" + (f" (HTTP {status})" if failed else ""),
+        "details": details,
+    }
+
+
+def stored_documents(inputs: Sequence[dict[str, Any]], stream: str) -> list[dict[str, Any]]:
+    """What eventlog stores for these inputs: validated, server fields set, chained; plus the `fulltext` tokens."""
+    now = datetime.now(UTC)
+    context = {"now": now, "retention_days": 14, "max_future_seconds": 300, "max_details_depth": 8}
+    prev = GENESIS
+    documents: list[dict[str, Any]] = []
+    for seq, raw in enumerate(inputs, start=1):
+        event = EventIn.model_validate(raw, context=context)
+        document = to_document(event, event_id=str(uuid_utils.uuid7()), tenant=TENANT, received_at=now)
+        digest = link_hash(prev, canonical_json(document))
+        document["chain"] = {"stream": stream, "seq": seq, "prev": prev, "hash": digest}
+        document["fulltext"] = searchable_text(document)
+        documents.append(document)
+        prev = digest
+    return documents
+
+
+@dataclass(frozen=True)
+class Workload:
+    inputs: list[dict[str, Any]]
+    documents: list[dict[str, Any]]
+    bodies: list[bytes]  # POST /v1/events bodies of BATCH_EVENTS events each
+    mean_event_bytes: float
+    mean_document_bytes: float
+
+
+def prepare(n: int, seed: int) -> Workload:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    inputs = [make_event(rng, now) for _ in range(n)]
+    documents = stored_documents(inputs, stream="bench-raw")
+    bodies = [orjson.dumps({"events": inputs[i : i + BATCH_EVENTS]}) for i in range(0, n, BATCH_EVENTS)]
+    sample = inputs[:1000]
+    event_bytes = sum(len(orjson.dumps(e)) for e in sample) / len(sample)
+    document_bytes = sum(len(orjson.dumps(d)) for d in documents[:1000]) / len(sample)
+    return Workload(inputs, documents, bodies, event_bytes, document_bytes)
+
+
+# -- phase 1: raw helpers.bulk ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RawResult:
+    events: int
+    bulk_seconds: float
+    refresh_seconds: float
+    searchable: int
+
+    @property
+    def seconds(self) -> float:
+        return self.bulk_seconds + self.refresh_seconds
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+
+def count(client: OpenSearch, prefix: str) -> int:
+    """Documents of TENANT behind the prefix's alias (0 before the first index exists)."""
+    body = {"query": {"term": {"tenant": TENANT}}}
+    answer = client.count(
+        index=alias(prefix), body=body, params={"ignore_unavailable": "true", "allow_no_indices": "true"}
+    )
+    return int(answer["count"])
+
+
+def run_raw(
+    client: OpenSearch,
+    prefix: str,
+    documents: Sequence[dict[str, Any]],
+    chunk: int,
+    max_bytes: int,
+    phase: str = "raw",
+) -> RawResult:
+    install(client, prefix, shards=1, replicas=0)
+    actions = [
+        {
+            "_op_type": "create",
+            "_index": index_for(prefix, d["time"]),
+            "_id": document_id(TENANT, d["id"]),
+            "routing": TENANT,
+            "_source": d,
+        }
+        for d in documents
+    ]
+    say(phase, f"helpers.bulk of {len(actions):,} documents, {chunk} per request (at most {max_bytes:,} bytes) ...")
+    started = time.perf_counter()
+    ok, errors = bulk(client, actions, chunk_size=chunk, max_chunk_bytes=max_bytes, request_timeout=HTTP_TIMEOUT_S)
+    bulked = time.perf_counter()
+    client.indices.refresh(index=alias(prefix))
+    refreshed = time.perf_counter()
+    if errors or ok != len(actions):
+        raise BenchError(f"helpers.bulk indexed {ok} of {len(actions)}: {errors!r:.500}")
+    result = RawResult(len(actions), bulked - started, refreshed - bulked, count(client, prefix))
+    say(phase, f"{result.events:,} documents in {result.seconds:.2f} s = {result.rate:,.0f} docs/s")
+    return result
+
+
+# -- phase 2: through eventlog --------------------------------------------------------------
+
+
+@dataclass
+class Probe:
+    """A thread that watches the alias: the tenant's count, and when each sampled id becomes searchable."""
+
+    client: OpenSearch
+    prefix: str
+    interval: float
+    pending: dict[str, float] = field(default_factory=dict)  # id -> monotonic time of its batch's 201
+    delays: list[float] = field(default_factory=list)
+    count: int = 0
+    count_at: float = 0.0
+    reached: dict[int, float] = field(default_factory=dict)  # target count -> first time seen
+    errors: int = 0
+    first_error: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def watch(self, event_id: str, acked_at: float) -> None:
+        with self._lock:
+            self.pending[event_id] = acked_at
+
+    def left(self) -> int:
+        with self._lock:
+            return len(self.pending)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="probe", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        target_alias = alias(self.prefix)
+        next_count = 0.0
+        while not self._stop.is_set():
+            try:
+                now = time.monotonic()
+                if now >= next_count:
+                    next_count = now + COUNT_EVERY_S
+                    seen = count(self.client, self.prefix)
+                    # count_at first: whoever sees the new count also sees its time.
+                    self.count_at = time.monotonic()
+                    self.count = seen
+                with self._lock:
+                    ids = list(self.pending)
+                if ids:
+                    self._look_for(target_alias, ids)
+            except Exception as exc:  # a failed poll is tried again; counted for the report
+                self.errors += 1
+                self.first_error = self.first_error or repr(exc)[:300]
+            self._stop.wait(self.interval)
+
+    def _look_for(self, target_alias: str, ids: list[str]) -> None:
+        body = {
+            "query": {"bool": {"filter": [{"term": {"tenant": TENANT}}, {"terms": {"id": ids}}]}},
+            "size": len(ids),
+            "_source": ["id"],
+            "track_total_hits": False,
+        }
+        params = {
+            "routing": TENANT,
+            "ignore_unavailable": "true",
+            "allow_no_indices": "true",
+            "filter_path": "hits.hits._source.id",
+        }
+        answer = self.client.search(index=target_alias, body=body, params=params)
+        arrived = time.monotonic()
+        found = [hit["_source"]["id"] for hit in answer.get("hits", {}).get("hits", [])]
+        with self._lock:
+            for event_id in found:
+                acked_at = self.pending.pop(event_id, None)
+                if acked_at is not None:
+                    self.delays.append(arrived - acked_at)
+
+
+@dataclass
+class EventlogResult:
+    events: int
+    requests: int
+    first_sent: float
+    last_acked: float
+    searchable_at: float
+    delays: list[float]
+    statuses: dict[int, int]
+    server_cpu_s: float
+    bench_cpu_s: float
+    probe_errors: int
+    probe_first_error: str
+    dead_letters: int
+    readyz: dict[str, Any]
+
+    @property
+    def seconds(self) -> float:
+        return self.searchable_at - self.first_sent
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+    @property
+    def ingest_rate(self) -> float:
+        return self.events / (self.last_acked - self.first_sent)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, -(-len(ordered) * q // 100))
+    return ordered[int(rank) - 1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, from /proc (0 where that is missing)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def post_all(
+    url: str,
+    secret: str,
+    bodies: Sequence[bytes],
+    *,
+    clients: int,
+    rate: float | None,
+    sample_every: int,
+    probe: Probe,
+    statuses: dict[int, int],
+) -> tuple[float, float]:
+    """Post every body from `clients` concurrent tasks; answers (first sent, last 201) on the monotonic clock."""
+    next_batch = iter(range(len(bodies)))
+    first_sent = time.monotonic()
+    last_acked = first_sent
+    done = 0
+    interval = BATCH_EVENTS / rate if rate else 0.0
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal last_acked, done
+        for number in next_batch:
+            if interval:
+                await asyncio.sleep(max(0.0, first_sent + number * interval - time.monotonic()))
+            answer = await http.post("/v1/events", content=bodies[number])
+            acked_at = time.monotonic()
+            statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+            if answer.status_code != 201:
+                raise BenchError(f"batch {number} answered {answer.status_code}: {answer.text[:300]}")
+            last_acked = max(last_acked, acked_at)
+            done += 1
+            if number % sample_every == 0:
+                probe.watch(answer.json()["receipts"][-1]["id"], acked_at)
+
+    async def progress() -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_S)
+            elapsed = time.monotonic() - first_sent
+            say(
+                "eventlog",
+                f"{elapsed:5.1f} s: {done * BATCH_EVENTS:>9,} acknowledged, {probe.count:>9,} searchable, "
+                f"{probe.left():,} sampled batches not yet searchable",
+            )
+
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    async with httpx.AsyncClient(
+        base_url=url,
+        headers=headers,
+        timeout=HTTP_TIMEOUT_S,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=clients, max_keepalive_connections=clients),
+    ) as http:
+        reporter = asyncio.create_task(progress())
+        try:
+            await asyncio.gather(*(client(http) for _ in range(clients)))
+        finally:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
+    return first_sent, last_acked
+
+
+def run_eventlog(
+    url: str,
+    client: OpenSearch,
+    prefix: str,
+    workload: Workload,
+    work: Path,
+    args: argparse.Namespace,
+    server_env: dict[str, str],
+) -> EventlogResult:
+    n = len(workload.inputs)
+    env = {"EVENTLOG_OPENSEARCH_URL": url, "EVENTLOG_OPENSEARCH_INDEX_PREFIX": prefix, **server_env}
+    with ServerProcess(work / "data", env=env) as server:
+        secret = server.create_token(TENANT, ["events:write"])
+        admin = server.create_token(ADMIN_TENANT, ["admin"])
+        say("eventlog", f"eventlog serve (pid {server.pid}) on {server.url}, data in {server.data_dir}")
+        probe = Probe(client, prefix, args.probe_interval)
+        probe.start()
+        statuses: dict[int, int] = {}
+        cpu_before = cpu_seconds(server.pid), own_cpu_seconds()
+        try:
+            say(
+                "eventlog",
+                f"posting {n:,} events in {len(workload.bodies):,} batches of {BATCH_EVENTS} from {args.clients} "
+                f"clients" + (f" at {args.rate:,.0f} events/s" if args.rate else " as fast as they are answered"),
+            )
+            first_sent, last_acked = asyncio.run(
+                post_all(
+                    server.url,
+                    secret,
+                    workload.bodies,
+                    clients=args.clients,
+                    rate=args.rate,
+                    sample_every=args.sample_every,
+                    probe=probe,
+                    statuses=statuses,
+                )
+            )
+            say("eventlog", f"all {n:,} acknowledged after {last_acked - first_sent:.2f} s; waiting until searchable")
+            deadline = time.monotonic() + SEARCHABLE_TIMEOUT_S
+            shown = time.monotonic()
+            while probe.count < n:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"only {probe.count:,} of {n:,} searchable after {SEARCHABLE_TIMEOUT_S:.0f} s")
+                if time.monotonic() - shown >= PROGRESS_EVERY_S:
+                    shown = time.monotonic()
+                    say("eventlog", f"{shown - first_sent:5.1f} s: {probe.count:>9,} of {n:,} searchable")
+                time.sleep(0.02)
+            searchable_at = probe.count_at
+            cpu_after = cpu_seconds(server.pid), own_cpu_seconds()
+            # The sampled ids are all there now; give the probe a few rounds to see them.
+            settle = time.monotonic() + 5.0
+            while probe.left() and time.monotonic() < settle:
+                time.sleep(0.05)
+        finally:
+            probe.stop()
+        with httpx.Client(base_url=server.url, timeout=30.0, trust_env=False) as http:
+            readyz = http.get("/readyz").json()
+            letters = http.get("/v1/admin/deadletters", headers={"Authorization": f"Bearer {admin}"}).json()
+        if probe.left():
+            raise BenchError(f"{probe.left()} sampled ids were never seen although the count reached {probe.count}")
+        found = count(client, prefix)
+        if found != n:
+            raise BenchError(f"{found:,} documents of tenant {TENANT} in OpenSearch for {n:,} events posted")
+        code = server.stop()
+        say("eventlog", f"eventlog serve stopped (exit {code})")
+    return EventlogResult(
+        events=n,
+        requests=len(workload.bodies),
+        first_sent=first_sent,
+        last_acked=last_acked,
+        searchable_at=searchable_at,
+        delays=probe.delays,
+        statuses=statuses,
+        server_cpu_s=cpu_after[0] - cpu_before[0],
+        bench_cpu_s=cpu_after[1] - cpu_before[1],
+        probe_errors=probe.errors,
+        probe_first_error=probe.first_error,
+        dead_letters=len(letters),
+        readyz=readyz,
+    )
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+def report(raw: RawResult, evl: EventlogResult, workload: Workload, args: argparse.Namespace) -> bool:
+    ratio = evl.rate / raw.rate
+    p50, p99 = percentile(evl.delays, 50), percentile(evl.delays, 99)
+    worst = max(evl.delays) if evl.delays else float("nan")
+    ratio_ok, p99_ok = ratio >= TARGET_RATIO, p99 <= TARGET_P99_S
+    sink = evl.readyz.get("sinks", {}).get("opensearch", {})
+    n = len(workload.inputs)
+    print()
+    print(
+        f"Results: {n:,} events (producer JSON {workload.mean_event_bytes:.0f} B, stored document with fulltext "
+        f"{workload.mean_document_bytes:.0f} B on average), 1 shard, 0 replicas, refresh 1 s"
+    )
+    head = f"{'path':<44} {'seconds':>8} {'events/s':>10}"
+    print(head)
+    print("-" * len(head))
+    print(f"{'raw helpers.bulk (+ refresh)':<44} {raw.seconds:>8.2f} {raw.rate:>10,.0f}")
+    print(
+        f"{'POST /v1/events -> all searchable':<44} {evl.seconds:>8.2f} {evl.rate:>10,.0f}"
+        f"   ratio {ratio:.3f} (target >= {TARGET_RATIO}) {'OK' if ratio_ok else 'MISSED'}"
+    )
+    print(f"{'  of which: all 201s received':<44} {evl.last_acked - evl.first_sent:>8.2f} {evl.ingest_rate:>10,.0f}")
+    print()
+    print(f"201 -> searchable delay over {len(evl.delays):,} sampled batches (1 in {args.sample_every}):")
+    print(
+        f"  p50 {p50:.3f} s   p99 {p99:.3f} s (target <= {TARGET_P99_S:g} s) {'OK' if p99_ok else 'MISSED'}"
+        f"   max {worst:.3f} s"
+    )
+    print()
+    print(
+        f"CPU during the eventlog phase: eventlog serve {evl.server_cpu_s:.1f} s, this client {evl.bench_cpu_s:.1f} s "
+        f"(over {evl.seconds:.1f} s wall on {os.cpu_count()} cores)"
+    )
+    print(
+        f"answers {dict(sorted(evl.statuses.items()))}; dead letters {evl.dead_letters}; probe errors "
+        f"{evl.probe_errors}; /readyz sink after: state {sink.get('state')}, lag {sink.get('lag_events')}"
+    )
+    if evl.probe_first_error:
+        print(f"first probe error (retried): {evl.probe_first_error}")
+    met = ratio_ok and p99_ok
+    print("\nall targets met" if met else "\nsome targets were NOT met (see above)")
+    return met
+
+
+# -- main -------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.opensearch",
+        description=(
+            "Index the same N events into OpenSearch twice on one node: raw opensearch.helpers.bulk, then "
+            "through POST /v1/events and eventlog's fan-out; print both rates, their ratio (target >= 0.7) "
+            "and the p99 delay from 201 to searchable (target <= 2 s)."
+        ),
+        epilog=(
+            "Uses OPENSEARCH_URL when set; otherwise starts a node with scripts/opensearch.sh and stops it after. "
+            "Exit status: 0 all targets met, 2 a target missed, 1 error."
+        ),
+    )
+    parser.add_argument("--events", type=int, default=100_000, help="events N (default: 100000)")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients posting batches (default: 4)")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="cap the posting rate at this many events/s (default: no cap)"
+    )
+    parser.add_argument(
+        "--sample-every", type=int, default=1, help="track the delay of 1 batch in this many (default: 1, every batch)"
+    )
+    parser.add_argument(
+        "--probe-interval",
+        type=float,
+        default=0.05,
+        help="seconds between two searches for sampled ids (default: 0.05)",
+    )
+    parser.add_argument(
+        "--raw-chunk",
+        type=int,
+        default=DEFAULT_RAW_CHUNK,
+        help=f"documents per raw _bulk (default: {DEFAULT_RAW_CHUNK}, as the sink)",
+    )
+    parser.add_argument(
+        "--raw-max-bytes",
+        type=int,
+        default=DEFAULT_RAW_MAX_BYTES,
+        help="largest raw _bulk body (default: 5 MiB, as the sink)",
+    )
+    parser.add_argument(
+        "--warmup-events",
+        type=int,
+        default=20_000,
+        help="documents bulk-indexed into a throwaway index before the raw phase, to warm the JVM (default: 20000)",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the event generator (default: 1)")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment of eventlog serve, e.g. EVENTLOG_FANOUT_BATCH_EVENTS=5000 (repeatable)",
+    )
+    parser.add_argument("--keep-indices", action="store_true", help="keep the benchmark's indices and templates")
+    args = parser.parse_args(argv)
+    if args.events < BATCH_EVENTS or args.events % BATCH_EVENTS:
+        parser.error(f"--events must be a positive multiple of {BATCH_EVENTS}")
+    if (
+        args.clients < 1
+        or args.sample_every < 1
+        or args.probe_interval <= 0
+        or (args.rate is not None and args.rate <= 0)
+    ):
+        parser.error("--clients, --sample-every, --probe-interval and --rate must be positive")
+    for item in args.server_env:
+        if "=" not in item:
+            parser.error(f"--server-env {item!r}: expected NAME=VALUE")
+    return args
+
+
+def drop(client: OpenSearch, prefix: str) -> None:
+    """Delete a prefix's daily indices and its template."""
+    with contextlib.suppress(NotFoundError):
+        client.indices.delete(index=f"{prefix}-events-*", params={"expand_wildcards": "all"})
+    with contextlib.suppress(NotFoundError):
+        client.indices.delete_index_template(name=template_name(prefix))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    server_env = dict(item.split("=", 1) for item in args.server_env)
+    run = uuid.uuid4().hex[:8]
+    raw_prefix, evl_prefix = f"benchraw{run}", f"benchevl{run}"
+    work = Path(tempfile.mkdtemp(prefix="eventlog-bench-opensearch-"))
+    cleanup: list[Callable[[], None]] = [lambda: shutil.rmtree(work, ignore_errors=True)]
+    try:
+        say("prepare", f"generating {args.events:,} events and their stored documents through eventlog's code ...")
+        started = time.perf_counter()
+        workload = prepare(args.events, args.seed)
+        say("prepare", f"done in {time.perf_counter() - started:.1f} s")
+        load_before = os.getloadavg()[0]
+
+        given = os.environ.get("OPENSEARCH_URL")
+        say("node", f"using OPENSEARCH_URL={given}" if given else "starting a node with scripts/opensearch.sh ...")
+        url, stop_node = start_opensearch()
+        cleanup.append(stop_node)
+        client = OpenSearch(hosts=[url], timeout=HTTP_TIMEOUT_S, max_retries=0)
+        cleanup.append(client.close)
+        version = client.info()["version"]["number"]
+        say("node", f"OpenSearch {version} at {url}")
+        if not args.keep_indices:
+            cleanup.append(lambda: drop(client, raw_prefix))
+            cleanup.append(lambda: drop(client, evl_prefix))
+
+        if args.warmup_events:
+            # A cold JVM indexes slower; neither measured phase should pay for its warm-up.
+            warm_prefix = f"benchwarm{run}"
+            cleanup.append(lambda: drop(client, warm_prefix))
+            warm = workload.documents[: args.warmup_events]
+            run_raw(client, warm_prefix, warm, args.raw_chunk, args.raw_max_bytes, phase="warm-up")
+            drop(client, warm_prefix)
+        raw = run_raw(client, raw_prefix, workload.documents, args.raw_chunk, args.raw_max_bytes)
+        if raw.searchable != args.events:
+            raise BenchError(f"raw: {raw.searchable:,} documents searchable for {args.events:,} sent")
+        if not args.keep_indices:
+            drop(client, raw_prefix)  # so that its merges do not run during the eventlog phase
+        time.sleep(2.0)
+        evl = run_eventlog(url, client, evl_prefix, workload, work, args, server_env)
+        met = report(raw, evl, workload, args)
+        print(
+            f"(1-minute load average: {load_before:.2f} before the node started, {os.getloadavg()[0]:.2f} at the end; "
+            "anything else running on the machine lowers both rates)"
+        )
+    except (BenchError, RuntimeError) as exc:
+        print(f"\nbench/opensearch.py: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for step in reversed(cleanup):
+            try:
+                step()
+            except Exception as exc:  # clean up as much as possible
+                print(f"bench/opensearch.py: cleanup: {exc!r}", file=sys.stderr)
+    return 0 if met else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
