@@ -11,9 +11,14 @@ from eventlog.auth import Principal, require_scope
 from eventlog.context import Context
 
 
-def context(request: Request) -> Context:
+def _context(request: Request) -> Context:
     ctx: Context = request.app.state.ctx
     return ctx
+
+
+async def context(request: Request) -> Context:
+    """`async` so FastAPI runs it inline instead of in its thread pool."""
+    return _context(request)
 
 
 def client_ip(request: Request) -> str:
@@ -38,7 +43,7 @@ def principal(
     async def dependency(request: Request) -> Principal:
         if audit_action is not None:
             request.state.audit_action = audit_action
-        ctx = context(request)
+        ctx = _context(request)
         credential = request.headers.get(header)
         if header != "authorization" and credential:
             credential = f"Bearer {credential}"

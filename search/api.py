@@ -38,7 +38,7 @@ SinceParam = Annotated[datetime | None, Query(description="Inclusive lower bound
 UntilParam = Annotated[datetime | None, Query(description="Exclusive upper bound on `time` (RFC 3339).")]
 
 
-def backend(request: Request) -> SearchBackend:
+async def backend(request: Request) -> SearchBackend:
     found: SearchBackend = request.app.state.backend
     return found
 

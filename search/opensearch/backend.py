@@ -16,6 +16,7 @@ from search.opensearch.template import alias
 from search.query import All, Node, to_opensearch
 
 _EXPORT_PAGE = 1000
+FACET_SHARD_SIZE = 10_000
 _PIT_KEEP_ALIVE = "2m"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -117,7 +118,16 @@ class OpenSearchBackend:
             "query": scoped(scope, where),
             "size": 0,
             "aggs": {
-                "values": {"terms": {"field": field, "size": size, "order": [{"_count": "desc"}, {"_key": "asc"}]}}
+                # Each daily index reports its own top values: ask every one for many, so the
+                # merged top `size` is exact unless an index holds over FACET_SHARD_SIZE values.
+                "values": {
+                    "terms": {
+                        "field": field,
+                        "size": size,
+                        "shard_size": FACET_SHARD_SIZE,
+                        "order": [{"_count": "desc"}, {"_key": "asc"}],
+                    }
+                }
             },
         }
         answer = await asyncio.to_thread(self._search, scope, body)

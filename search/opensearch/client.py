@@ -21,6 +21,8 @@ def build_client(settings: Settings) -> OpenSearch:
         "verify_certs": settings.opensearch_verify_tls,
         "ssl_show_warn": settings.opensearch_verify_tls,
         "http_compress": False,
+        # API reads and the sink's bulks share the client; one pooled connection would churn.
+        "pool_maxsize": 16,
     }
     if settings.opensearch_ca_file is not None:
         options["ca_certs"] = str(settings.opensearch_ca_file)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -13,6 +14,8 @@ from eventlog.journal import Entry
 from eventlog.sink import Rejection
 from search.opensearch.template import index_for, install
 from search.text import searchable_text
+
+TEMPLATE_CHECK_SECONDS = 30.0
 
 # Statuses worth another try later; everything else an item answers is final.
 _TRANSIENT = {408, 429, 500, 502, 503, 504}
@@ -92,15 +95,26 @@ class OpenSearchSink:
         self._max_bytes = max_bytes
         self._shards = shards
         self._replicas = replicas
+        self._template_checked_at: float | None = None
 
     async def deliver(self, entries: Sequence[Entry]) -> Sequence[Rejection]:
         return await asyncio.to_thread(self._deliver, entries)
 
     def _deliver(self, entries: Sequence[Entry]) -> list[Rejection]:
-        # Checked before every delivery (one GET), not once at start: ingest must work while
-        # OpenSearch is down, and a cluster that comes back empty must get the template again
-        # before the first bulk, or the daily index would be created with dynamic mappings.
-        install(self._client, self._prefix, shards=self._shards, replicas=self._replicas)
+        try:
+            return self._deliver_checked(entries)
+        except Exception:
+            self._template_checked_at = None
+            raise
+
+    def _deliver_checked(self, entries: Sequence[Entry]) -> list[Rejection]:
+        # Checked at the first delivery, after any failure and every TEMPLATE_CHECK_SECONDS, not
+        # once at start: ingest must work while OpenSearch is down, and a cluster that comes back
+        # empty must get the template again before a bulk creates a daily index with dynamic mappings.
+        now = time.monotonic()
+        if self._template_checked_at is None or now - self._template_checked_at > TEMPLATE_CHECK_SECONDS:
+            install(self._client, self._prefix, shards=self._shards, replicas=self._replicas)
+            self._template_checked_at = now
         rejected: list[Rejection] = []
         for batch, body in chunks(entries, self._prefix, self._max_bytes):
             answer = self._client.bulk(body=body, params={"filter_path": "errors,items.*.status,items.*.error"})

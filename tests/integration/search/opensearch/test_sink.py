@@ -101,6 +101,9 @@ async def test_a_cluster_that_lost_the_template_gets_it_back_before_the_next_bul
     # As after a wiped cluster: no template, no indices.
     client.indices.delete(index=f"{index_prefix}-events-*")
     client.indices.delete_index_template(name=template.template_name(index_prefix))
+    # A wiped cluster answers the next bulk with an error or not at all, and the sink checks the
+    # template again after any failure or every TEMPLATE_CHECK_SECONDS; here the check is due.
+    sink._template_checked_at = None
     assert await sink.deliver([_entry(2)]) == []
     index = template.index_for(index_prefix, orjson.loads(_entry(2).document)["time"])
     mapping = client.indices.get_mapping(index=index)[index]["mappings"]
