@@ -1,0 +1,1527 @@
+"""Search benchmark: p50/p95 of 20 representative reads on both backends, and the API's overhead over OpenSearch.
+
+One run:
+
+1. load: N generated events (default 1 000 000) spread over the 13 days
+   before the run started, for five tenants of which one ("acme", 80 %) holds
+   most of them, so that its queries scan a lot. Actions, actors (users with
+   names, services, CI tokens), IPv4 and IPv6 addresses, outcomes, statuses,
+   durations, messages from a vocabulary and nested details vary like a real
+   trail. Every stored document is built exactly as the service builds it:
+   `EventIn` validation, `to_document`, RFC 8785 canonical JSON and the SHA-256
+   chain link (one stream), UUIDv7 ids taken at receipt time. Loading 1M
+   events through `POST /v1/events` would take most of an hour on a 2-core
+   machine, so they are loaded DIRECTLY into both stores, with the code the
+   fan-out runs: `SqliteStore._insert` (journal `Entry` objects, 5 000 per
+   transaction) into `<work>/sqlite/search.db`, and the OpenSearch sink's
+   `bulk_lines`/`chunks`/`rejections` with `_bulk` into daily indices made from
+   eventlog's own template (`template.install`, 1 shard, 0 replicas) under a
+   prefix of their own; then one refresh. The journals of the two services
+   start empty: nothing but the services' own self-audit events goes through
+   them.
+2. conformance: every query is run once on both stores in-process (no HTTP),
+   leaving out self-audit events; the results must be the same (ids of the
+   page, counts, buckets, facet values).
+3. embedded: `eventlog serve --data-dir <work>/sqlite` as a subprocess, a
+   token of the big tenant (`eventlog tokens create --scopes events:read`),
+   then `--runs` rounds (default 30); a round sends the 20 queries once each
+   through the API, back to back from one httpx.Client (keep-alive), then
+   once each straight to the store (`SqliteStore.search/histogram/facets` in
+   this process, no HTTP).
+4. OpenSearch: `eventlog serve` with EVENTLOG_OPENSEARCH_URL and
+   EVENTLOG_OPENSEARCH_INDEX_PREFIX on the loaded indices. A round sends the
+   20 queries through the API back to back, then the same compiled requests
+   straight to OpenSearch, then (`--pace-ms`, default 50) the API requests
+   again with a pause before each one. The direct requests are not rebuilt by
+   hand: the backend (`OpenSearchBackend.search/histogram/facets`) is run on a
+   recording client, and the index, body and params it would have sent are
+   sent with an OpenSearch client built by `search.opensearch.client.build_client`
+   from the same settings (routing by tenant, same params, same timeouts).
+
+The queries: 16 that return events (GET /v1/events: free text, fields,
+prefixes, ranges, a time window, CIDR v4 and v6, a boolean, details, and a
+deep page: the 20th page of 100, reached once by following `next_cursor` and
+then timed with that cursor) and 4 aggregations (2 histograms, 2 facets).
+Histograms and facets carry `until` = the load time, so the services'
+self-audit events do not change their results.
+
+Every API read also appends a self-audit event to the journal (fsync) after
+its response is sent, which the fan-out then delivers to the store: that is
+measured as it is. Three figures say how much of the overhead it explains:
+GET /healthz (no auth, no self-audit: the HTTP floor), the API with a pause
+before each request (the previous request's self-audit and delivery are done
+by then: the difference to back to back is their interference), and the
+journal's commit histogram from /metrics (commits and mean fsync time).
+
+Targets: p95 <= 50 ms on OpenSearch and <= 150 ms embedded for each of the
+16 non-aggregating queries; API overhead ratio on OpenSearch <= 1.3, as the
+sum over the 20 queries of p50(API) divided by the sum of p50(direct) (the
+median of the per-query ratios is printed too).
+
+Run from the repository root (so that `bench`, `tests` and `search` import):
+  .venv/bin/python -m bench.search
+  .venv/bin/python -m bench.search --events 100000 --runs 10
+  OPENSEARCH_URL=http://127.0.0.1:9200 .venv/bin/python -m bench.search --keep /tmp/bench-search
+
+With OPENSEARCH_URL set that cluster is used as it is (plain HTTP, no
+security plugin); otherwise tests/opensearch_node.start_opensearch() starts a
+node (scripts/opensearch.sh) and stops it at the end. Nothing is cached
+between runs: the work directory and the indices are deleted at the end,
+unless --keep DIR, which keeps the loaded data in DIR (and, with
+OPENSEARCH_URL, the indices) and reuses them on a later run with the same
+--keep DIR, --events and --seed. Each line printed while it runs starts with
+a phase name; the tables come last. Exit status: 0 all targets met, 2 a
+target missed, 1 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import queue
+import random
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import httpx
+import orjson
+import uuid_utils
+from opensearchpy import NotFoundError, OpenSearch
+
+from eventlog.canonical import canonical_json
+from eventlog.chain import GENESIS, link_hash
+from eventlog.journal import Entry
+from eventlog.model import EventIn, format_time, time_to_us, to_document
+from eventlog.settings import Settings
+from search import cursor as cursors
+from search.backend import Bucket, EventQuery, FacetValue, Page, Scope, all_of
+from search.opensearch.backend import OpenSearchBackend, scoped
+from search.opensearch.client import build_client
+from search.opensearch.sink import BulkRetry, chunks, rejections
+from search.opensearch.template import alias, install, template_name
+from search.query import Node, Not, Range, Term, cidr_match, parse, to_sqlite
+from search.sqlite_store import SqliteStore
+from tests.integration.server import ServerProcess
+from tests.opensearch_node import start_opensearch
+
+TARGET_OPENSEARCH_P95_MS = 50.0
+TARGET_EMBEDDED_P95_MS = 150.0
+TARGET_RATIO = 1.3
+
+TENANTS: tuple[tuple[str, float], ...] = (
+    ("acme", 0.80),
+    ("globex", 0.08),
+    ("initech", 0.06),
+    ("umbrella", 0.04),
+    ("hooli", 0.02),
+)
+BIG_TENANT = "acme"
+SPAN = timedelta(days=13)
+STREAM = "bench-search"
+LOAD_CHUNK = 5_000  # events per SQLite transaction and per batch handed to the OpenSearch writer
+PAGE = 100
+HTTP_TIMEOUT_S = 120.0
+PROGRESS_EVERY_S = 5.0
+MANIFEST = "manifest.json"
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot go on; the message says why."""
+
+
+def say(phase: str, text: str) -> None:
+    print(f"[{phase}] {text}", flush=True)
+
+
+# -- realistic events --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    weight: float
+    target_type: str
+    method: str
+    route: str
+    verb: str  # past tense, for the message
+    source: str = "api"
+
+
+_ACTIONS: tuple[Action, ...] = (
+    Action("storage.objects.read", 20, "object", "GET", "/v1/buckets/{bucket}/objects/{target}", "read"),
+    Action("storage.objects.write", 9, "object", "PUT", "/v1/buckets/{bucket}/objects/{target}", "wrote"),
+    Action("storage.tables.create", 3, "table", "POST", "/v1/projects/{project}/tables", "created"),
+    Action("storage.tables.delete", 1, "table", "DELETE", "/v1/projects/{project}/tables/{target}", "deleted"),
+    Action("storage.tables.export", 2, "table", "POST", "/v1/projects/{project}/tables/{target}:export", "exported"),
+    Action("iam.users.update", 2, "user", "PATCH", "/v1/users/{target}", "updated"),
+    Action("iam.roles.grant", 1, "role_binding", "POST", "/v1/projects/{project}/roles/{target}:grant", "granted"),
+    Action("iam.roles.revoke", 0.5, "role_binding", "POST", "/v1/projects/{project}/roles/{target}:revoke", "revoked"),
+    Action("auth.sessions.create", 12, "session", "POST", "/v1/sessions", "opened"),
+    Action("auth.sessions.delete", 4, "session", "DELETE", "/v1/sessions/{target}", "closed"),
+    Action(
+        "auth.password.reset",
+        0.5,
+        "user",
+        "POST",
+        "/v1/users/{target}/password:reset",
+        "requested a password reset for",
+    ),
+    Action("auth.mfa.verify", 3, "session", "POST", "/v1/sessions/{target}/mfa", "passed the MFA challenge of"),
+    Action(
+        "compute.instances.start", 3, "instance", "POST", "/v1/projects/{project}/instances/{target}:start", "started"
+    ),
+    Action(
+        "compute.instances.stop", 3, "instance", "POST", "/v1/projects/{project}/instances/{target}:stop", "stopped"
+    ),
+    Action(
+        "compute.instances.resize", 0.5, "instance", "PATCH", "/v1/projects/{project}/instances/{target}", "resized"
+    ),
+    Action("billing.invoices.download", 1, "invoice", "GET", "/v1/billing/invoices/{target}/pdf", "downloaded"),
+    Action("billing.plans.change", 0.2, "plan", "PUT", "/v1/billing/plan", "changed"),
+    Action("kms.keys.rotate", 0.3, "crypto_key", "POST", "/v1/projects/{project}/keys/{target}:rotate", "rotated"),
+    Action("kms.keys.decrypt", 5, "crypto_key", "POST", "/v1/projects/{project}/keys/{target}:decrypt", "used"),
+    Action(
+        "network.firewall.update", 0.5, "firewall_rule", "PUT", "/v1/projects/{project}/firewall/{target}", "changed"
+    ),
+    Action("jobs.runs.create", 8, "job", "POST", "/v1/projects/{project}/jobs/{target}/runs", "ran"),
+    Action("jobs.runs.cancel", 1, "job", "POST", "/v1/projects/{project}/jobs/{target}/runs:cancel", "cancelled"),
+    Action("cloudtrail.s3.PutObject", 5, "s3_object", "PUT", "/{bucket}/{target}", "put", "cloudtrail"),
+    Action("cloudtrail.sts.AssumeRole", 3, "iam_role", "POST", "/", "assumed", "cloudtrail"),
+    Action("http.GET", 6, "route", "GET", "/api/v2/{bucket}/{target}", "called", "middleware"),
+    Action("http.POST", 3, "route", "POST", "/api/v2/{bucket}", "called", "middleware"),
+)
+_ACTION_WEIGHTS = tuple(a.weight for a in _ACTIONS)
+
+_FIRST = ("Ada", "Grace", "Alan", "Katherine", "Linus", "Margaret", "José", "Zoë", "Chen", "Priya", "Olu", "Ines")
+_LAST = ("Lovelace", "Hopper", "Turing", "Johnson", "Hamilton", "Müller", "Novák", "Okafor", "Sato", "Ivanova")
+_SERVICES = tuple(
+    f"svc-{n}"
+    for n in (
+        "billing",
+        "deployer",
+        "backup",
+        "scheduler",
+        "ingest",
+        "reporting",
+        "search",
+        "mailer",
+        "etl",
+        "auth",
+        "cdn",
+        "metrics",
+    )
+)
+_TABLES = ("sales", "payroll", "customers", "orders", "inventory", "web_events", "churn_scores", "ledger", "leads")
+_BUCKETS = ("exports", "raw-landing", "backups", "reports", "ml-features")
+_JOBS = ("nightly-etl", "payroll-sync", "dbt-run", "crm-import", "backup-verify", "invoice-mailer")
+_INSTANCES = ("worker", "api", "db-replica", "gpu-trainer", "bastion")
+_AGENTS = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Safari/605.1.15",
+    "terraform-provider-acme/3.4.1 Terraform/1.9.8",
+    "acme-cli/2.18.0 python/3.12.4 linux/x86_64",
+    "aws-sdk-go-v2/1.30.3 os/linux lang/go#1.22.5",
+)
+_REGIONS = ("eu-west-1", "eu-central-1", "us-east-1", "ap-southeast-2")
+_ENVS = ("prod", "prod", "prod", "staging", "dev")
+_LABELS = ("pii", "finance", "team-data", "team-platform", "gdpr", "sox")
+# Failure statuses with weights and the reason a message ends with.
+_FAILURES: tuple[tuple[int, float, str], ...] = (
+    (403, 35, "permission denied"),
+    (404, 20, "not found"),
+    (409, 10, "conflict with an existing resource"),
+    (422, 10, "validation failed"),
+    (429, 10, "quota exceeded"),
+    (500, 5, "internal error"),
+    (502, 3, "upstream timeout"),
+    (503, 7, "service unavailable"),
+)
+_FAILURE_WEIGHTS = tuple(f[1] for f in _FAILURES)
+
+
+def _ip(rng: random.Random) -> str:
+    """Private IPv4 (10.0-63.x.x), documentation IPv4 (RFC 5737) and IPv6 (RFC 3849) addresses."""
+    roll = rng.random()
+    if roll < 0.75:
+        return f"10.{rng.randrange(64)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    if roll < 0.85:
+        return f"{rng.choice(('192.0.2', '198.51.100', '203.0.113'))}.{rng.randrange(1, 255)}"
+    return f"2001:db8:{rng.randrange(256):x}::{rng.randrange(1, 0x10000):x}"
+
+
+def _user(rng: random.Random) -> tuple[str, str]:
+    """A user id and its (stable) name; a few users do most of the work."""
+    n = min(int(rng.expovariate(1 / 300)), 4999)
+    return f"u-{n:05d}", f"{_FIRST[n % len(_FIRST)]} {_LAST[(n // len(_FIRST)) % len(_LAST)]}"
+
+
+def _target_name(rng: random.Random, action: Action, project: str) -> str:
+    kind = action.target_type
+    if kind == "table":
+        return rng.choice(_TABLES)
+    if kind in ("object", "s3_object"):
+        return f"{rng.choice(_TABLES)}/{rng.randrange(2025, 2027)}-{rng.randrange(1, 13):02d}/part-{rng.randrange(64):04d}.parquet"
+    if kind == "job":
+        return rng.choice(_JOBS)
+    if kind == "instance":
+        return f"{rng.choice(_INSTANCES)}-{rng.randrange(40)}"
+    if kind == "invoice":
+        return f"invoice INV-2026-{rng.randrange(100_000):06d}"
+    if kind == "user":
+        return _user(rng)[1]
+    if kind == "crypto_key":
+        return f"{rng.choice(_ENVS)}-{rng.choice(('db', 'backup', 'token'))}-key"
+    if kind == "iam_role":
+        return f"arn:aws:iam::123456789012:role/{rng.choice(('deployer', 'readonly', 'admin', 'etl'))}"
+    if kind == "route":
+        return f"/api/v2/{rng.choice(_BUCKETS)}"
+    return f"{kind} of {project}"
+
+
+def make_event(rng: random.Random, at: datetime) -> dict[str, Any]:
+    """One plausible audit event as a producer sends it, at time `at`."""
+    action = rng.choices(_ACTIONS, weights=_ACTION_WEIGHTS)[0]
+    project = f"prj-{min(int(rng.expovariate(1 / 40)), 999):04d}"
+    target_id = f"{action.target_type[:3]}-{rng.getrandbits(40):010x}"
+    target_name = _target_name(rng, action, project)
+    roll = rng.random()
+    reason = ""
+    if roll < 0.07:
+        outcome = "failure"
+        if action.name.startswith("auth.") and rng.random() < 0.5:
+            status, reason = 401, "invalid credentials"
+        else:
+            status, _, reason = rng.choices(_FAILURES, weights=_FAILURE_WEIGHTS)[0]
+    elif roll < 0.08:
+        outcome, status = "unknown", 0
+    else:
+        outcome = "success"
+        status = {"POST": 201, "DELETE": 204}.get(action.method, 200)
+    actor: dict[str, Any]
+    who_roll = rng.random()
+    if action.source == "cloudtrail":
+        actor = {"type": "aws.IAMUser", "id": f"AIDA{rng.getrandbits(32):08X}", "name": rng.choice(_SERVICES)}
+    elif who_roll < 0.70:
+        user_id, name = _user(rng)
+        actor = {"type": "user", "id": user_id, "name": name}
+    elif who_roll < 0.95:
+        service = rng.choice(_SERVICES)
+        actor = {"type": "service", "id": service, "name": service}
+    else:
+        actor = {"type": "token", "id": f"tok-ci-{rng.randrange(12):02d}"}
+    actor["ip"] = _ip(rng)
+    if rng.random() < 0.3:
+        actor["user_agent"] = rng.choice(_AGENTS)
+    # Timeouts upstream take seconds; everything else is log-normal around 25 ms.
+    duration = rng.uniform(5_000, 30_000) if status == 502 else rng.lognormvariate(math.log(25), 1.1)
+    bucket = rng.choice(_BUCKETS)
+    request: dict[str, Any] = {
+        "method": action.method,
+        "path": action.route.format(project=project, target=target_id, bucket=bucket),
+        "route": action.route,
+        "duration_ms": round(duration, 3),
+        "request_id": f"{rng.getrandbits(64):016x}",
+        "bytes_in": rng.randrange(0, 4096) if action.method != "GET" else 0,
+        "bytes_out": int(rng.expovariate(1 / 20_000)),
+    }
+    if status:
+        request["status"] = status
+    details: dict[str, Any] = {"project": project, "region": rng.choice(_REGIONS), "env": rng.choice(_ENVS)}
+    if action.method in ("PATCH", "PUT") or (action.method == "POST" and rng.random() < 0.3):
+        details["changes"] = [
+            {
+                "field": rng.choice(("role", "quota", "ttl", "cidr", "size")),
+                "old": rng.randrange(100),
+                "new": rng.randrange(100),
+            }
+            for _ in range(rng.randrange(1, 3))
+        ]
+    if outcome == "failure":
+        details["error"] = {"code": status, "reason": reason, "retryable": status >= 500 or status == 429}
+    if action.source == "cloudtrail":
+        details["aws"] = {
+            "account": "123456789012",
+            "event_source": "s3.amazonaws.com" if "s3" in action.name else "sts.amazonaws.com",
+            "request_parameters": {"bucketName": bucket, "key": target_name},
+        }
+    if rng.random() < 0.15:
+        details["labels"] = rng.sample(_LABELS, rng.randrange(1, 3))
+    who = actor.get("name") or actor["id"]
+    message = f"{who} {action.verb} {action.target_type.replace('_', ' ')} {target_name}"
+    if reason:
+        message += f": {reason} (HTTP {status})"
+    return {
+        "time": format_time(at),
+        "action": action.name,
+        "outcome": outcome,
+        "actor": actor,
+        "target": {"type": action.target_type, "id": target_id, "name": target_name},
+        "request": request,
+        "source": action.source,
+        "message": message,
+        "details": details,
+    }
+
+
+@dataclass
+class Generator:
+    """The N events in time order, as the journal would hold them: chained, with their journal seq."""
+
+    events: int
+    seed: int
+    anchor: datetime
+    seq: int = 0
+    prev: str = GENESIS
+    bytes_total: int = 0
+
+    def chunks(self, size: int) -> Iterator[list[Entry]]:
+        rng = random.Random(self.seed)
+        tenants = tuple(t for t, _ in TENANTS)
+        weights = tuple(w for _, w in TENANTS)
+        start = self.anchor - SPAN
+        step = SPAN / self.events
+        context = {"now": self.anchor, "retention_days": 14, "max_future_seconds": 300, "max_details_depth": 8}
+        batch: list[Entry] = []
+        for i in range(self.events):
+            at = start + step * (i + rng.random())
+            received = at + timedelta(seconds=rng.uniform(0.02, 1.5))
+            tenant = rng.choices(tenants, weights=weights)[0]
+            event = EventIn.model_validate(make_event(rng, at), context=context)
+            event_id = str(uuid_utils.uuid7(nanoseconds=time_to_us(received) * 1000))
+            document = to_document(event, event_id=event_id, tenant=tenant, received_at=received)
+            digest = link_hash(self.prev, canonical_json(document))
+            self.seq += 1
+            document["chain"] = {"stream": STREAM, "seq": self.seq, "prev": self.prev, "hash": digest}
+            self.prev = digest
+            raw = orjson.dumps(document)
+            self.bytes_total += len(raw)
+            batch.append(Entry(self.seq, event_id, tenant, raw, received.timestamp()))
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+# -- load ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    events: int
+    seconds: float
+    mean_document_bytes: float
+    big_tenant_events: int
+    sqlite_bytes: int
+
+
+class _Writer(threading.Thread):
+    """Takes batches from a bounded queue and writes them into one store; the first error stops it."""
+
+    def __init__(self, name: str, write: Callable[[list[Entry]], None]) -> None:
+        super().__init__(name=name, daemon=True)
+        self.inbox: queue.Queue[list[Entry] | None] = queue.Queue(maxsize=4)
+        self.write = write
+        self.done = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while True:
+            batch = self.inbox.get()
+            if batch is None:
+                return
+            if self.error is not None:
+                continue  # keep draining so that the producer never blocks
+            try:
+                self.write(batch)
+                self.done += len(batch)
+            except BaseException as exc:
+                self.error = exc
+
+    def put(self, batch: list[Entry] | None) -> None:
+        if self.error is not None:
+            raise BenchError(f"{self.name} failed: {self.error!r}") from self.error
+        self.inbox.put(batch)
+
+
+def bulk_into(client: OpenSearch, prefix: str, max_bytes: int) -> Callable[[list[Entry]], None]:
+    """The OpenSearch sink's write path (bulk_lines, chunks, rejections), retried on transient refusals."""
+
+    def write(entries: list[Entry]) -> None:
+        for batch, body in chunks(entries, prefix, max_bytes):
+            for attempt in range(10):
+                answer = client.bulk(body=body, params={"filter_path": "errors,items.*.status,items.*.error"})
+                try:
+                    refused = rejections(batch, answer)
+                except BulkRetry:
+                    time.sleep(0.5 * (attempt + 1))
+                    continue
+                if refused:
+                    raise BenchError(f"OpenSearch refused {len(refused)} events, e.g. {refused[0].reason}")
+                break
+            else:
+                raise BenchError("OpenSearch kept answering 429/5xx to a _bulk request")
+
+    return write
+
+
+def load(args: argparse.Namespace, anchor: datetime, search_db: Path, client: OpenSearch, prefix: str) -> LoadResult:
+    store = SqliteStore(search_db)
+    install(client, prefix, shards=1, replicas=0)
+    generator = Generator(args.events, args.seed, anchor)
+    sqlite_writer = _Writer("sqlite writer", lambda batch: _raise_rejections(store._insert(batch)))
+    opensearch_writer = _Writer("opensearch writer", bulk_into(client, prefix, 5 * 1024 * 1024))
+    writers = (sqlite_writer, opensearch_writer)
+    for writer in writers:
+        writer.start()
+    big = 0
+    started = time.perf_counter()
+    shown = started
+    say(
+        "load",
+        f"generating {args.events:,} events over the 13 days before {format_time(anchor)} and writing them into "
+        f"{search_db} and OpenSearch indices {prefix}-events-* (direct load, see --help) ...",
+    )
+    try:
+        for batch in generator.chunks(LOAD_CHUNK):
+            big += sum(1 for e in batch if e.tenant == BIG_TENANT)
+            for writer in writers:
+                writer.put(batch)
+            now = time.perf_counter()
+            if now - shown >= PROGRESS_EVERY_S:
+                shown = now
+                say(
+                    "load",
+                    f"{now - started:6.1f} s: generated {generator.seq:>9,} ({generator.seq / (now - started):,.0f}/s), "
+                    f"SQLite {sqlite_writer.done:>9,}, OpenSearch {opensearch_writer.done:>9,}",
+                )
+    finally:
+        for writer in writers:
+            with contextlib.suppress(BenchError):
+                writer.put(None)
+        for writer in writers:
+            writer.join()
+        asyncio.run(store.close())
+    for writer in writers:
+        if writer.error is not None:
+            raise BenchError(f"{writer.name} failed: {writer.error!r}") from writer.error
+    client.indices.refresh(index=alias(prefix))
+    seconds = time.perf_counter() - started
+    size = sum(p.stat().st_size for p in search_db.parent.glob(search_db.name + "*"))
+    say(
+        "load",
+        f"{args.events:,} events in {seconds:.1f} s ({args.events / seconds:,.0f}/s); {big:,} in tenant {BIG_TENANT}; "
+        f"search.db {size / 2**20:,.0f} MiB",
+    )
+    return LoadResult(args.events, seconds, generator.bytes_total / max(1, args.events), big, size)
+
+
+def _raise_rejections(rejected: Sequence[object]) -> None:
+    if rejected:
+        raise BenchError(f"the SQLite store refused {len(rejected)} events, e.g. {rejected[0]!r}")
+
+
+# -- the 20 queries ------------------------------------------------------------------------------
+
+Kind = Literal["list", "histogram", "facets"]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One query; times are offsets back from the load time (the newest generated event is just before it)."""
+
+    name: str
+    kind: Kind
+    q: str = ""
+    since_ago: timedelta | None = None
+    until_ago: timedelta | None = None
+    interval: str = ""  # histogram bucket width, sent as `interval`
+    field: str = ""  # facet field
+    page: int = 1  # the page timed, reached by following next_cursor
+
+    @property
+    def aggregates(self) -> bool:
+        return self.kind != "list"
+
+
+DAY = timedelta(days=1)
+SPECS: tuple[Spec, ...] = (
+    Spec("latest", "list"),
+    Spec("text-word", "list", "denied"),
+    Spec("text-phrase", "list", '"quota exceeded"'),
+    Spec("text-prefix", "list", "invoic*"),
+    Spec("text-3d", "list", '"password reset"', since_ago=3 * DAY),
+    Spec("field-action", "list", "action:iam.roles.grant"),
+    Spec("field-actor", "list", "actor:u-00042"),
+    Spec("field-prefix", "list", "action:storage.*"),
+    Spec("range-status", "list", "status:>=500"),
+    Spec("range-duration", "list", "request.duration_ms:>5000"),
+    Spec("window-1h", "list", since_ago=3 * DAY, until_ago=3 * DAY - timedelta(hours=1)),
+    Spec("cidr-v4", "list", "ip:10.20.0.0/16"),
+    Spec("cidr-v6", "list", "ip:2001:db8:7::/48"),
+    Spec("boolean", "list", "(action:iam.* OR action:auth.*) AND outcome:failure -actor.type:service"),
+    Spec("details", "list", "details.region:eu-west-1 method:DELETE"),
+    Spec("deep-page-20", "list", "outcome:failure", page=20),
+    Spec("histogram-13d", "histogram", since_ago=13 * DAY, until_ago=timedelta(0), interval="6h"),
+    Spec("histogram-fail-1d", "histogram", "outcome:failure", since_ago=DAY, until_ago=timedelta(0), interval="30m"),
+    Spec("facets-actor-1d", "facets", field="actor.id", since_ago=DAY, until_ago=timedelta(0)),
+    Spec("facets-ip-403-7d", "facets", "status:403", field="actor.ip", since_ago=7 * DAY, until_ago=timedelta(0)),
+)
+FACET_SIZE = 10
+NOT_SELF_AUDIT = Not(Term("source", "eventlog"))
+
+
+@dataclass
+class Timings:
+    values: list[float] = field(default_factory=list)  # milliseconds
+    spent: float = 0.0  # seconds, to stop a slow query at the budget
+
+    def add(self, seconds: float) -> None:
+        self.values.append(seconds * 1000)
+        self.spent += seconds
+
+    def p(self, q: float) -> float:
+        return percentile(self.values, q)
+
+
+@dataclass
+class Query:
+    """A spec made concrete for one run: the API request and the objects the backend builds from it."""
+
+    spec: Spec
+    path: str
+    params: dict[str, str]
+    since_us: int | None
+    until_us: int | None
+    where: Node  # the condition as the API hands it to the backend
+    after: Any = None  # the keyset position of the timed page (deep pages)
+    matches: dict[str, str] = field(default_factory=dict)  # backend -> what the query finds
+    api: dict[str, Timings] = field(default_factory=dict)
+    direct: dict[str, Timings] = field(default_factory=dict)
+    paced: Timings = field(default_factory=Timings)
+    took: list[float] = field(default_factory=list)  # OpenSearch's own `took`, ms
+    walk_ms: dict[str, float] = field(default_factory=dict)  # deep page: following next_cursor to it, once
+
+    @property
+    def event_query(self) -> EventQuery:
+        return EventQuery(where=self.where, order="desc", limit=PAGE, after=self.after)
+
+    @property
+    def interval_us(self) -> int:
+        number, unit = int(self.spec.interval[:-1]), self.spec.interval[-1]
+        return number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit] * 1_000_000
+
+
+def build_queries(anchor: datetime) -> list[Query]:
+    queries: list[Query] = []
+    for spec in SPECS:
+        since = anchor - spec.since_ago if spec.since_ago is not None else None
+        until = anchor - spec.until_ago if spec.until_ago is not None else None
+        params: dict[str, str] = {}
+        if spec.q:
+            params["q"] = spec.q
+        if since is not None:
+            params["since"] = format_time(since)
+        if until is not None:
+            params["until"] = format_time(until)
+        since_us = time_to_us(since) if since is not None else None
+        until_us = time_to_us(until) if until is not None else None
+        ranges: list[Node] = []
+        if since_us is not None:
+            ranges.append(Range("time", ">=", since_us))
+        if until_us is not None:
+            ranges.append(Range("time", "<", until_us))
+        if spec.kind == "list":
+            path = "/v1/events"
+            params["limit"] = str(PAGE)
+            where = all_of(parse(spec.q), *ranges)  # as search.api._where builds it
+        elif spec.kind == "histogram":
+            path = "/v1/events/histogram"
+            params["interval"] = spec.interval
+            where = parse(spec.q)  # the API passes since/until to the backend separately
+        else:
+            path = "/v1/events/facets"
+            params["field"] = spec.field
+            params["size"] = str(FACET_SIZE)
+            where = all_of(parse(spec.q), *ranges)
+        queries.append(Query(spec, path, params, since_us, until_us, where))
+    return queries
+
+
+# What a query answers, in a form both backends and the API can be compared on.
+Result = tuple[tuple[str | int, ...], ...]
+
+
+def page_result(documents: Sequence[bytes]) -> Result:
+    return tuple((str(d["id"]), str(d["source"])) for d in map(orjson.loads, documents))
+
+
+def bucket_result(buckets: Sequence[Bucket]) -> Result:
+    return tuple((b.start_us, b.count) for b in buckets)
+
+
+def facet_result(values: Sequence[FacetValue]) -> Result:
+    return tuple((v.value, v.count) for v in values)
+
+
+def api_result(query: Query, body: bytes) -> Result:
+    answer = orjson.loads(body)
+    if query.spec.kind == "list":
+        return tuple((str(e["id"]), str(e["source"])) for e in answer["events"])
+    if query.spec.kind == "histogram":
+        return tuple(
+            (time_to_us(datetime.fromisoformat(b["time"].replace("Z", "+00:00"))), int(b["count"]))
+            for b in answer["buckets"]
+            if b["count"]
+        )
+    return tuple((str(v["value"]), int(v["count"])) for v in answer["values"])
+
+
+def same_events(one: Result, other: Result) -> bool:
+    """Same events in the same order, self-audit events (which keep arriving) left out."""
+    mine = [r for r in one if r[-1] != "eventlog"]
+    theirs = [r for r in other if r[-1] != "eventlog"]
+    size = min(len(mine), len(theirs))
+    return mine[:size] == theirs[:size] and (size > 0 or len(mine) == len(theirs))
+
+
+def same_result(query: Query, one: Result, other: Result) -> bool:
+    return same_events(one, other) if query.spec.kind == "list" else one == other
+
+
+# -- the two stores in this process ---------------------------------------------------------------
+
+
+class Recorder:
+    """Stands in for the OpenSearch client: keeps what the backend would send, answers nothing found."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+
+    def search(self, *, index: str, body: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append((index, orjson.loads(orjson.dumps(body)), dict(params)))
+        return {"hits": {"hits": []}, "aggregations": {}}
+
+
+@dataclass(frozen=True)
+class Compiled:
+    index: str
+    body: dict[str, Any]
+    params: dict[str, Any]
+
+
+class Embedded:
+    """The SQLite store opened in this process: the same object the service reads through."""
+
+    def __init__(self, search_db: Path, runner: asyncio.Runner) -> None:
+        self.path = search_db
+        self.store = SqliteStore(search_db)
+        self.runner = runner
+        # One worker thread, so that the store keeps one reader connection (which `explain` traces).
+        runner.get_loop().set_default_executor(ThreadPoolExecutor(max_workers=1, thread_name_prefix="store"))
+        self.scope = Scope(BIG_TENANT)
+
+    def run(self, query: Query, where: Node | None = None) -> Result:
+        where = query.where if where is None else where
+        spec = query.spec
+        if spec.kind == "list":
+            page: Page = self.runner.run(self.store.search(self.scope, replace(query.event_query, where=where)))
+            return page_result(page.documents)
+        if spec.kind == "histogram":
+            assert query.since_us is not None
+            assert query.until_us is not None
+            buckets = self.runner.run(
+                self.store.histogram(
+                    self.scope, where, since_us=query.since_us, until_us=query.until_us, interval_us=query.interval_us
+                )
+            )
+            return bucket_result(buckets)
+        values = self.runner.run(self.store.facets(self.scope, where, field=spec.field, size=FACET_SIZE))
+        return facet_result(values)
+
+    def walk(self, query: Query, where: Node) -> Any:
+        """The keyset position before the spec's page, following pages like a client does."""
+        position = None
+        for _ in range(query.spec.page - 1):
+            page = self.runner.run(
+                self.store.search(self.scope, EventQuery(where=where, order="desc", limit=PAGE, after=position))
+            )
+            position = page.last
+        return position
+
+    def count(self, where: Node) -> int:
+        condition, params = to_sqlite(where)
+        with contextlib.closing(sqlite3.connect(self.path)) as conn:
+            conn.create_function("cidr_match", 2, cidr_match, deterministic=True)
+            row = conn.execute(
+                f"SELECT COUNT(*) FROM events WHERE tenant = ? AND ({condition})", [BIG_TENANT, *params]
+            ).fetchone()
+        return int(row[0])
+
+    def explain(self, query: Query) -> tuple[str, list[str]]:
+        """The statement the store runs for this query (traced) and SQLite's plan for it."""
+        statements: list[str] = []
+        if query.spec.page > 1:
+            query = replace(query, after=self.walk(query, query.where))
+        self.run(query)  # makes sure the worker thread has its reader connection
+        readers: list[sqlite3.Connection] = list(getattr(self.store, "_readers", []))
+        for conn in readers:
+            conn.set_trace_callback(statements.append)
+        try:
+            self.run(query)
+        finally:
+            for conn in readers:
+                conn.set_trace_callback(None)
+        sql = next((s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))), "")
+        if not sql:
+            return "(the store's statement could not be traced)", []
+        plan: list[str] = []
+        depth: dict[int, int] = {}
+        with contextlib.closing(sqlite3.connect(self.path)) as conn:
+            conn.create_function("cidr_match", 2, cidr_match, deterministic=True)
+            for node, parent, _, detail in conn.execute("EXPLAIN QUERY PLAN " + sql):
+                depth[node] = depth.get(parent, -1) + 1
+                plan.append("  " * depth[node] + str(detail))
+        return sql, plan
+
+    def close(self) -> None:
+        self.runner.run(self.store.close())
+
+
+class Remote:
+    """OpenSearch from this process: eventlog's backend for the conformance check, raw requests for timing."""
+
+    def __init__(self, client: OpenSearch, prefix: str, runner: asyncio.Runner) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.backend = OpenSearchBackend(client, prefix)
+        self.runner = runner
+        self.scope = Scope(BIG_TENANT)
+
+    def run(self, query: Query, where: Node | None = None) -> Result:
+        where = query.where if where is None else where
+        spec = query.spec
+        if spec.kind == "list":
+            page = self.runner.run(self.backend.search(self.scope, replace(query.event_query, where=where)))
+            return page_result(page.documents)
+        if spec.kind == "histogram":
+            assert query.since_us is not None
+            assert query.until_us is not None
+            buckets = self.runner.run(
+                self.backend.histogram(
+                    self.scope, where, since_us=query.since_us, until_us=query.until_us, interval_us=query.interval_us
+                )
+            )
+            return bucket_result(buckets)
+        values = self.runner.run(self.backend.facets(self.scope, where, field=spec.field, size=FACET_SIZE))
+        return facet_result(values)
+
+    def walk(self, query: Query, where: Node) -> Any:
+        position = None
+        for _ in range(query.spec.page - 1):
+            page = self.runner.run(
+                self.backend.search(self.scope, EventQuery(where=where, order="desc", limit=PAGE, after=position))
+            )
+            position = page.last
+        return position
+
+    def count(self, where: Node) -> int:
+        body = {"query": scoped(self.scope, where)}
+        params = {"routing": BIG_TENANT, "ignore_unavailable": "true", "allow_no_indices": "true"}
+        return int(self.client.count(index=alias(self.prefix), body=body, params=params)["count"])
+
+    def compile(self, query: Query) -> Compiled:
+        """Index, body and params exactly as OpenSearchBackend would send them for this query."""
+        recorder = Recorder()
+        backend = OpenSearchBackend(cast(OpenSearch, recorder), self.prefix)
+        spec = query.spec
+        if spec.kind == "list":
+            self.runner.run(backend.search(self.scope, query.event_query))
+        elif spec.kind == "histogram":
+            assert query.since_us is not None
+            assert query.until_us is not None
+            self.runner.run(
+                backend.histogram(
+                    self.scope,
+                    query.where,
+                    since_us=query.since_us,
+                    until_us=query.until_us,
+                    interval_us=query.interval_us,
+                )
+            )
+        else:
+            self.runner.run(backend.facets(self.scope, query.where, field=spec.field, size=FACET_SIZE))
+        index, body, params = recorder.calls[-1]
+        return Compiled(index, body, params)
+
+    def send(self, query: Query, compiled: Compiled) -> tuple[float, float, Result]:
+        """One compiled request straight to OpenSearch: (seconds, OpenSearch's took in ms, result)."""
+        started = time.perf_counter()
+        answer = self.client.search(index=compiled.index, body=compiled.body, params=compiled.params)
+        seconds = time.perf_counter() - started
+        spec = query.spec
+        result: Result
+        if spec.kind == "list":
+            hits = answer["hits"]["hits"][:PAGE]
+            result = tuple((str(h["_source"]["id"]), str(h["_source"]["source"])) for h in hits)
+        elif spec.kind == "histogram":
+            buckets = answer.get("aggregations", {}).get("buckets", {}).get("buckets", [])
+            result = tuple((int(b["key"]) * 1000, int(b["doc_count"])) for b in buckets)
+        else:
+            buckets = answer.get("aggregations", {}).get("values", {}).get("buckets", [])
+            result = tuple((str(b["key"]), int(b["doc_count"])) for b in buckets)
+        return seconds, float(answer.get("took", 0)), result
+
+
+def conformance(queries: Sequence[Query], embedded: Embedded, remote: Remote) -> list[str]:
+    """Every query once on both stores in-process, self-audit events left out: counts and results must agree."""
+    problems: list[str] = []
+    for query in queries:
+        started = time.perf_counter()
+        where = all_of(query.where, NOT_SELF_AUDIT)
+        counted = where
+        if query.spec.kind == "histogram":
+            assert query.since_us is not None
+            assert query.until_us is not None
+            counted = all_of(where, Range("time", ">=", query.since_us), Range("time", "<", query.until_us))
+        counts = embedded.count(counted), remote.count(counted)
+        query.matches = {"embedded": f"{counts[0]:,}", "opensearch": f"{counts[1]:,}"}
+        probes = [query, query]
+        if query.spec.page > 1:
+            probes = [
+                replace(query, after=embedded.walk(query, where)),
+                replace(query, after=remote.walk(query, where)),
+            ]
+        results = embedded.run(probes[0], where), remote.run(probes[1], where)
+        same = counts[0] == counts[1] and results[0] == results[1]
+        if not same:
+            first = next((i for i, pair in enumerate(zip(*results, strict=False)) if pair[0] != pair[1]), None)
+            shown = (
+                "the same results"
+                if results[0] == results[1]
+                else f"results differ from #{first if first is not None else min(map(len, results))}: "
+                f"embedded {list(results[0][first or 0 :][:3])} vs OpenSearch {list(results[1][first or 0 :][:3])}"
+            )
+            problems.append(f"{query.spec.name}: embedded {counts[0]:,} matches, OpenSearch {counts[1]:,}; {shown}")
+        say(
+            "check",
+            f"{query.spec.name:<18} {counts[0]:>9,} matches, {len(results[0]):>3} results, "
+            f"{'same on both stores' if same else 'DIFFERENT'} ({time.perf_counter() - started:.1f} s)",
+        )
+    return problems
+
+
+# -- the services --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommitStats:
+    commits: float = 0.0
+    seconds: float = 0.0
+    events: float = 0.0
+
+    def minus(self, before: CommitStats) -> CommitStats:
+        return CommitStats(self.commits - before.commits, self.seconds - before.seconds, self.events - before.events)
+
+
+def commit_stats(http: httpx.Client) -> CommitStats:
+    values: dict[str, float] = {}
+    for line in http.get("/metrics").text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in (
+            "eventlog_journal_commit_seconds_count",
+            "eventlog_journal_commit_seconds_sum",
+            "eventlog_journal_group_events_sum",
+        ):
+            values[name] = float(value)
+    return CommitStats(
+        values.get("eventlog_journal_commit_seconds_count", 0.0),
+        values.get("eventlog_journal_commit_seconds_sum", 0.0),
+        values.get("eventlog_journal_group_events_sum", 0.0),
+    )
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, math.ceil(len(ordered) * q / 100))
+    return ordered[rank - 1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, from /proc (0 where that is missing)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def machine_busy_seconds() -> float:
+    """CPU time of every process on the machine so far, summed over cores (Linux /proc/stat; 0 elsewhere)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Phase:
+    name: str
+    label: str
+    healthz: Timings = field(default_factory=Timings)
+    commits: CommitStats = field(default_factory=CommitStats)
+    server_cpu_s: float = 0.0
+    bench_cpu_s: float = 0.0
+    machine_cpu_s: float = 0.0
+    opensearch_cpu_s: float = 0.0
+    wall_s: float = 0.0
+    mismatches: list[str] = field(default_factory=list)
+
+
+Direct = Callable[[Query], tuple[float, float | None, Result]]
+
+
+def get(http: httpx.Client, path: str, params: dict[str, str]) -> tuple[float, bytes]:
+    started = time.perf_counter()
+    answer = http.get(path, params=params)
+    seconds = time.perf_counter() - started
+    if answer.status_code != 200:
+        raise BenchError(f"GET {path} {params} answered {answer.status_code}: {answer.text[:500]}")
+    return seconds, answer.content
+
+
+def opensearch_cpu_seconds(client: OpenSearch) -> float:
+    """CPU time of the OpenSearch node(s) so far, from the nodes stats API."""
+    stats = client.nodes.stats(metric="process")
+    return sum(float(node["process"]["cpu"]["total_in_millis"]) for node in stats["nodes"].values()) / 1000
+
+
+def run_phase(
+    phase: Phase,
+    server: ServerProcess,
+    secret: str,
+    queries: Sequence[Query],
+    prepare_direct: Callable[[], None],
+    direct: Direct,
+    args: argparse.Namespace,
+    opensearch: OpenSearch,
+    *,
+    paced: bool,
+) -> None:
+    name = phase.name
+    headers = {"Authorization": f"Bearer {secret}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=HTTP_TIMEOUT_S, trust_env=False) as http:
+        params = {q.spec.name: dict(q.params) for q in queries}
+        for query in queries:
+            query.api[name], query.direct[name] = Timings(), Timings()
+            if query.spec.page <= 1:
+                continue
+            # The deep page: follow next_cursor like a client, once; then time the last page with its cursor.
+            started = time.perf_counter()
+            for _ in range(query.spec.page - 1):
+                _, body = get(http, query.path, params[query.spec.name])
+                cursor = orjson.loads(body)["next_cursor"]
+                if cursor is None:
+                    raise BenchError(f"{query.spec.name}: fewer than {query.spec.page} pages")
+                params[query.spec.name]["cursor"] = cursor
+            query.walk_ms[name] = (time.perf_counter() - started) * 1000
+            try:
+                query.after = cursors.decode(cursor, cursors.fingerprint(BIG_TENANT, EventQuery(where=query.where)))
+            except cursors.CursorError as exc:
+                raise BenchError(f"{query.spec.name}: the API built another condition than this benchmark") from exc
+        prepare_direct()
+
+        say(name, f"warm-up: {args.warmup} runs of each query through the API and straight to the store")
+        for query in queries:
+            for attempt in range(args.warmup):
+                _, body = get(http, query.path, params[query.spec.name])
+                _, _, result = direct(query)
+                if attempt == 0 and not same_result(query, api_result(query, body), result):
+                    phase.mismatches.append(query.spec.name)
+
+        before = commit_stats(http)
+        cpu_before = (
+            cpu_seconds(server.pid),
+            own_cpu_seconds(),
+            machine_busy_seconds(),
+            time.perf_counter(),
+            opensearch_cpu_seconds(opensearch),
+        )
+        shown = time.perf_counter()
+        for round_number in range(1, args.runs + 1):
+            for query in queries:
+                timings = query.api[name]
+                if _within(timings, args):
+                    timings.add(get(http, query.path, params[query.spec.name])[0])
+            for query in queries:
+                timings = query.direct[name]
+                if _within(timings, args):
+                    seconds, took, _ = direct(query)
+                    timings.add(seconds)
+                    if took is not None:
+                        query.took.append(took)
+            if paced:
+                for query in queries:
+                    if _within(query.paced, args):
+                        time.sleep(args.pace_ms / 1000)
+                        query.paced.add(get(http, query.path, params[query.spec.name])[0])
+            for _ in range(5):
+                phase.healthz.add(get(http, "/healthz", {})[0])
+            now = time.perf_counter()
+            if now - shown >= PROGRESS_EVERY_S or round_number == args.runs:
+                shown = now
+                say(name, f"round {round_number}/{args.runs} done ({now - cpu_before[3]:.0f} s)")
+        after = commit_stats(http)
+        phase.commits = after.minus(before)
+        phase.server_cpu_s = cpu_seconds(server.pid) - cpu_before[0]
+        phase.bench_cpu_s = own_cpu_seconds() - cpu_before[1]
+        phase.machine_cpu_s = machine_busy_seconds() - cpu_before[2]
+        phase.opensearch_cpu_s = opensearch_cpu_seconds(opensearch) - cpu_before[4]
+        phase.wall_s = time.perf_counter() - cpu_before[3]
+
+
+def _within(timings: Timings, args: argparse.Namespace) -> bool:
+    """Another run, unless a slow query used up its budget (after at least 5 runs)."""
+    return len(timings.values) < 5 or timings.spent < args.budget_seconds
+
+
+def start_server(data_dir: Path, env: dict[str, str], phase: str) -> tuple[ServerProcess, str]:
+    server = ServerProcess(data_dir, env=env, startup_timeout=60.0)
+    secret = server.create_token(BIG_TENANT, ["events:read"])
+    server.start()
+    say(phase, f"eventlog serve (pid {server.pid}) on {server.url}, data dir {data_dir}")
+    return server, secret
+
+
+# -- the report --------------------------------------------------------------------------------
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def describe(query: Query, anchor: datetime) -> str:
+    spec = query.spec
+    parts = [query.path]
+    if spec.q:
+        parts.append(f"q={spec.q}")
+    if spec.field:
+        parts.append(f"field={spec.field}")
+    if spec.since_ago is not None:
+        parts.append(f"since=T-{_span(spec.since_ago)}")
+    if spec.until_ago is not None:
+        parts.append("until=T" if not spec.until_ago else f"until=T-{_span(spec.until_ago)}")
+    if spec.interval:
+        parts.append(f"interval={spec.interval}")
+    if spec.page > 1:
+        parts.append(f"page {spec.page} of {PAGE} via next_cursor")
+    return "  ".join(parts)
+
+
+def _span(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:g}d" if hours % 24 == 0 else f"{hours:g}h"
+
+
+def report(
+    queries: Sequence[Query],
+    phases: dict[str, Phase],
+    loaded: LoadResult,
+    anchor: datetime,
+    problems: Sequence[str],
+    args: argparse.Namespace,
+) -> bool:
+    print()
+    print(f"\nCode: {code_version()}; command: {' '.join(sys.orig_argv)}")
+    print(
+        f"Results: {loaded.events:,} events over 13 days ({loaded.big_tenant_events:,} in tenant {BIG_TENANT}, "
+        f"the one queried; stored documents {loaded.mean_document_bytes:.0f} B on average), "
+        f"T = load time {format_time(anchor)}"
+    )
+    print("Queries (tenant acme, pages of 100, newest first):")
+    for number, query in enumerate(queries, 1):
+        print(f"  {number:>2} {query.spec.name:<18} {describe(query, anchor)}")
+    print(
+        f"conformance on {len(queries)} queries (in-process, self-audit events left out): "
+        + ("the same results on both stores" if not problems else f"DIFFERENT: {'; '.join(problems)}")
+    )
+
+    embedded, remote = phases["embedded"], phases["opensearch"]
+    print()
+    print(
+        f"Embedded store (SQLite), milliseconds; 'store' = SqliteStore called in this process (no HTTP); "
+        f"{args.runs} runs per query unless a slow one reached its {args.budget_seconds:g} s budget first"
+    )
+    head = (
+        f"{'#':>2} {'query':<18} {'matches':>9} {'runs':>4} {'API p50':>8} {'API p95':>8} "
+        f"{'store p50':>9} {'store p95':>9} {'API/store':>9}"
+    )
+    print(head)
+    print("-" * len(head))
+    for number, query in enumerate(queries, 1):
+        api, store = query.api["embedded"], query.direct["embedded"]
+        flag = "!" if not query.spec.aggregates and api.p(95) > TARGET_EMBEDDED_P95_MS else " "
+        print(
+            f"{number:>2} {query.spec.name:<18} {query.matches.get('embedded', '?'):>9} {len(api.values):>4} "
+            f"{_ms(api.p(50)):>8} {_ms(api.p(95)):>7}{flag} {_ms(store.p(50)):>9} {_ms(store.p(95)):>9} "
+            f"{api.p(50) / store.p(50):>9.2f}"
+        )
+    print(f"('!': p95 above the {TARGET_EMBEDDED_P95_MS:g} ms target of a non-aggregating query)")
+
+    print()
+    print(
+        f"OpenSearch (one index per day, 1 shard each, 0 replicas), milliseconds; 'direct' = the compiled request "
+        f"sent straight to OpenSearch; 'paced' = the API with {args.pace_ms:g} ms of pause before each request; "
+        f"'took' = OpenSearch's own time"
+    )
+    head = (
+        f"{'#':>2} {'query':<18} {'matches':>9} {'runs':>4} {'API p50':>8} {'API p95':>8} {'paced p50':>9} "
+        f"{'direct p50':>10} {'direct p95':>10} {'took p50':>8} {'API/direct':>10}"
+    )
+    print(head)
+    print("-" * len(head))
+    ratios: list[float] = []
+    for number, query in enumerate(queries, 1):
+        api, direct = query.api["opensearch"], query.direct["opensearch"]
+        flag = "!" if not query.spec.aggregates and api.p(95) > TARGET_OPENSEARCH_P95_MS else " "
+        ratio = api.p(50) / direct.p(50)
+        ratios.append(ratio)
+        print(
+            f"{number:>2} {query.spec.name:<18} {query.matches.get('opensearch', '?'):>9} {len(api.values):>4} "
+            f"{_ms(api.p(50)):>8} {_ms(api.p(95)):>7}{flag} {_ms(query.paced.p(50)):>9} "
+            f"{_ms(direct.p(50)):>10} {_ms(direct.p(95)):>10} {_ms(percentile(query.took, 50)):>8} {ratio:>10.2f}"
+        )
+    print(f"('!': p95 above the {TARGET_OPENSEARCH_P95_MS:g} ms target of a non-aggregating query)")
+    for phase in (embedded, remote):
+        walks = [f"{q.spec.name} {q.walk_ms[phase.name]:.0f} ms" for q in queries if phase.name in q.walk_ms]
+        if walks:
+            print(f"{phase.label}: following next_cursor to the deep page once took {', '.join(walks)}")
+        if phase.mismatches:
+            print(f"{phase.label}: API and direct answers differed at warm-up for {', '.join(phase.mismatches)}")
+
+    # -- targets
+    print()
+    print("Targets")
+    met = True
+    for phase, target in ((remote, TARGET_OPENSEARCH_P95_MS), (embedded, TARGET_EMBEDDED_P95_MS)):
+        listed = [(q.api[phase.name].p(95), q.spec.name) for q in queries if not q.spec.aggregates]
+        worst, worst_name = max(listed)
+        missed = [f"{n} ({_ms(v)} ms)" for v, n in listed if v > target]
+        ok = not missed
+        met = met and ok
+        print(
+            f"  {phase.label:<10} p95 of each of the {len(listed)} non-aggregating queries <= {target:g} ms: worst "
+            f"{_ms(worst)} ms ({worst_name}) -> {'OK' if ok else 'MISSED by ' + ', '.join(missed)}"
+        )
+    api_sum = sum(q.api["opensearch"].p(50) for q in queries)
+    direct_sum = sum(q.direct["opensearch"].p(50) for q in queries)
+    paced_sum = sum(q.paced.p(50) for q in queries)
+    ratio = api_sum / direct_sum
+    ratio_ok = ratio <= TARGET_RATIO
+    met = met and ratio_ok
+    median_ratio = statistics.median(ratios)
+    worst_ratio, worst_ratio_name = max(zip(ratios, (q.spec.name for q in queries), strict=True))
+    print(
+        f"  API overhead on OpenSearch, sum of p50(API) / sum of p50(direct) over the {len(queries)} queries: "
+        f"{api_sum:.1f} / {direct_sum:.1f} ms = {ratio:.2f} (target <= {TARGET_RATIO:g}) "
+        f"-> {'OK' if ratio_ok else 'MISSED'}"
+    )
+    print(
+        f"    median of the per-query ratios {median_ratio:.2f} "
+        f"({'<=' if median_ratio <= TARGET_RATIO else '>'} {TARGET_RATIO:g}); highest {worst_ratio:.2f} ({worst_ratio_name})"
+    )
+
+    # -- where the overhead goes
+    overhead = api_sum - direct_sum
+    floor = remote.healthz.p(50)
+    interference = api_sum - paced_sum
+    commits = remote.commits
+    print()
+    print(f"Where the API's overhead on OpenSearch goes (p50s summed over the {len(queries)} queries)")
+    print(f"  API - direct: {overhead:.1f} ms, {overhead / len(queries):.2f} ms per request")
+    print(
+        f"  GET /healthz p50 {floor:.2f} ms (HTTP round trip + ASGI middleware, no auth, no self-audit): "
+        f"{floor * len(queries):.1f} ms = {_share(floor * len(queries), overhead)} of it"
+    )
+    if args.pace_ms > 0:
+        print(
+            f"  self-audit, back to back minus paced ({args.pace_ms:g} ms pause, the previous request's journal "
+            f"append and its delivery to OpenSearch done by then): {interference:.1f} ms = "
+            f"{_share(interference, overhead)}"
+        )
+    else:
+        interference = 0.0
+    if commits.commits:
+        print(
+            f"  journal during the measured rounds: {commits.commits:,.0f} commits of {commits.events:,.0f} "
+            f"self-audit events, {commits.seconds / commits.commits * 1000:.2f} ms per commit (fsync included) on "
+            "average; appended after the response is sent, so off the measured path except for the CPU it and "
+            "the fan-out take"
+        )
+    rest = overhead - floor * len(queries) - interference
+    print(
+        f"  the rest: {rest:.1f} ms = {_share(rest, overhead)} (token check, parsing, the thread hop, "
+        "re-serialising each _source, building the answer)"
+    )
+    print()
+    for phase in (embedded, remote):
+        others = phase.machine_cpu_s - phase.server_cpu_s - phase.bench_cpu_s - phase.opensearch_cpu_s
+        wall = max(phase.wall_s, 1e-9)
+        print(
+            f"CPU during the {phase.label} rounds ({phase.wall_s:.0f} s wall, {os.cpu_count()} cores): eventlog serve "
+            f"{phase.server_cpu_s:.1f} s, this client {phase.bench_cpu_s:.1f} s, OpenSearch {phase.opensearch_cpu_s:.1f} s, "
+            f"other processes {max(others, 0.0):.1f} s = {max(others, 0.0) / wall:.2f} cores on average"
+            + (" (a busy machine: the figures are pessimistic)" if others / wall > 0.25 else "")
+        )
+    print("\nall targets met" if met else "\nsome targets were NOT met (see above)")
+    return met
+
+
+def code_version() -> str:
+    """The commit the package was at, and whether the work tree had changes (others edit it too)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (no git)"
+    return f"{head}" + (f" with uncommitted changes in {len(dirty.splitlines())} files" if dirty else "")
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{part / whole * 100:.0f} %" if whole > 0 else "-"
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.search",
+        description=(
+            "Load N generated events into the embedded store and into OpenSearch, run 20 representative queries "
+            "through `eventlog serve` on each, print p50/p95 per query and backend (targets: p95 <= 50 ms on "
+            "OpenSearch, <= 150 ms embedded, non-aggregating queries) and the ratio of the API's latency to the "
+            "same compiled request sent straight to OpenSearch (target <= 1.3)."
+        ),
+        epilog=(
+            "Events are loaded directly into the stores with the fan-out's own code, not through the HTTP API "
+            "(see the module docstring). Uses OPENSEARCH_URL when set; otherwise starts a node with "
+            "scripts/opensearch.sh and stops it after. Exit status: 0 all targets met, 2 a target missed, 1 error."
+        ),
+    )
+    parser.add_argument("--events", type=int, default=1_000_000, help="events N to load (default: 1000000)")
+    parser.add_argument("--runs", type=int, default=30, help="timed runs of each query per path (default: 30)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed runs of each query first (default: 3)")
+    parser.add_argument(
+        "--budget-seconds",
+        type=float,
+        default=30.0,
+        help="stop repeating a query on one path after this many seconds, once it ran 5 times (default: 30)",
+    )
+    parser.add_argument(
+        "--pace-ms",
+        type=float,
+        default=50.0,
+        help="pause before each request of the paced API pass on OpenSearch (default: 50; 0 skips the pass)",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the event generator (default: 1)")
+    parser.add_argument(
+        "--explain", action="store_true", help="print SQLite's EXPLAIN QUERY PLAN of every query on the embedded store"
+    )
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        default=None,
+        help="keep the loaded data in DIR (and, with OPENSEARCH_URL, the indices) and reuse them on a later run "
+        "with the same DIR, --events and --seed (default: a temporary directory, deleted at the end)",
+    )
+    args = parser.parse_args(argv)
+    if args.events < 10_000:
+        parser.error("--events must be at least 10000 (the deep page needs 20 pages of failures)")
+    if args.runs < 1 or args.warmup < 1 or args.budget_seconds <= 0 or args.pace_ms < 0:
+        parser.error("--runs and --warmup must be at least 1, --budget-seconds positive, --pace-ms not negative")
+    return args
+
+
+def drop(client: OpenSearch, prefix: str) -> None:
+    """Delete a prefix's daily indices and its template."""
+    with contextlib.suppress(NotFoundError):
+        client.indices.delete(index=f"{prefix}-events-*", params={"expand_wildcards": "all"})
+    with contextlib.suppress(NotFoundError):
+        client.indices.delete_index_template(name=template_name(prefix))
+
+
+def reusable(work: Path, args: argparse.Namespace, url: str, client: OpenSearch) -> dict[str, Any] | None:
+    """The manifest of a kept load that matches this run and is still complete in both stores."""
+    try:
+        manifest: dict[str, Any] = orjson.loads((work / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if (manifest.get("events"), manifest.get("seed"), manifest.get("url")) != (args.events, args.seed, url):
+        return None
+    not_self_audit = {"query": {"bool": {"must_not": [{"term": {"source": "eventlog"}}]}}}
+    try:
+        found = client.count(
+            index=alias(manifest["prefix"]),
+            body=not_self_audit,
+            params={"ignore_unavailable": "true", "allow_no_indices": "true"},
+        )["count"]
+        with contextlib.closing(sqlite3.connect(work / "sqlite" / "search.db")) as conn:
+            stored = conn.execute("SELECT COUNT(*) FROM events WHERE source != 'eventlog'").fetchone()[0]
+    except (NotFoundError, sqlite3.Error):
+        return None
+    return manifest if found == stored == args.events else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    cleanup: list[Callable[[], None]] = []
+    met = False
+    try:
+        if args.keep:
+            work = Path(args.keep).resolve()
+            work.mkdir(parents=True, exist_ok=True)
+        else:
+            work = Path(tempfile.mkdtemp(prefix="eventlog-bench-search-"))
+            cleanup.append(lambda: shutil.rmtree(work, ignore_errors=True))
+        given = os.environ.get("OPENSEARCH_URL")
+        say("node", f"using OPENSEARCH_URL={given}" if given else "starting a node with scripts/opensearch.sh ...")
+        url, stop_node = start_opensearch()
+        cleanup.append(stop_node)
+        load_client = OpenSearch(hosts=[url], timeout=HTTP_TIMEOUT_S, max_retries=0)
+        cleanup.append(load_client.close)
+        say("node", f"OpenSearch {load_client.info()['version']['number']} at {url}")
+
+        manifest = reusable(work, args, url, load_client) if args.keep else None
+        if manifest is not None:
+            anchor = datetime.fromisoformat(manifest["anchor"])
+            prefix = str(manifest["prefix"])
+            loaded = LoadResult(**manifest["loaded"])
+            say("load", f"reusing the {args.events:,} events loaded at {format_time(anchor)} in {work} ({prefix})")
+        else:
+            for sub in ("sqlite", "opensearch"):
+                shutil.rmtree(work / sub, ignore_errors=True)
+            (work / MANIFEST).unlink(missing_ok=True)
+            anchor = datetime.now(UTC).replace(microsecond=0)
+            prefix = f"benchsearch{uuid.uuid4().hex[:8]}"
+            if given and not args.keep:
+                cleanup.append(lambda: drop(load_client, prefix))
+            loaded = load(args, anchor, work / "sqlite" / "search.db", load_client, prefix)
+            if args.keep:
+                manifest = {
+                    "events": args.events,
+                    "seed": args.seed,
+                    "url": url,
+                    "anchor": anchor.isoformat(),
+                    "prefix": prefix,
+                    "loaded": loaded.__dict__,
+                }
+                (work / MANIFEST).write_bytes(orjson.dumps(manifest))
+
+        runner = asyncio.Runner()
+        cleanup.append(runner.close)
+        client = build_client(Settings(opensearch_url=url))  # the service's client settings
+        cleanup.append(client.close)
+        embedded = Embedded(work / "sqlite" / "search.db", runner)
+        cleanup.append(embedded.close)
+        remote = Remote(client, prefix, runner)
+        queries = build_queries(anchor)
+
+        say("check", "every query once on both stores, in this process ...")
+        problems = conformance(queries, embedded, remote)
+        if args.explain:
+            for query in queries:
+                sql, plan = embedded.explain(query)
+                print(f"\n[explain] {query.spec.name}: {sql[:600]}{' ...' if len(sql) > 600 else ''}")
+                for line in plan:
+                    print(f"[explain]   {line}")
+
+        phases = {"embedded": Phase("embedded", "embedded"), "opensearch": Phase("opensearch", "OpenSearch")}
+        server, secret = start_server(work / "sqlite", {}, "embedded")
+        with server:
+
+            def embedded_direct(query: Query) -> tuple[float, float | None, Result]:
+                started = time.perf_counter()
+                result = embedded.run(query)
+                return time.perf_counter() - started, None, result
+
+            run_phase(
+                phases["embedded"], server, secret, queries, lambda: None, embedded_direct, args, client, paced=False
+            )
+            say("embedded", f"eventlog serve stopped (exit {server.stop()})")
+
+        env = {"EVENTLOG_OPENSEARCH_URL": url, "EVENTLOG_OPENSEARCH_INDEX_PREFIX": prefix}
+        server, secret = start_server(work / "opensearch", env, "opensearch")
+        with server:
+            compiled: dict[str, Compiled] = {}
+
+            def compile_all() -> None:
+                compiled.update({q.spec.name: remote.compile(q) for q in queries})
+
+            def remote_direct(query: Query) -> tuple[float, float | None, Result]:
+                return remote.send(query, compiled[query.spec.name])
+
+            run_phase(
+                phases["opensearch"],
+                server,
+                secret,
+                queries,
+                compile_all,
+                remote_direct,
+                args,
+                client,
+                paced=args.pace_ms > 0,
+            )
+            say("opensearch", f"eventlog serve stopped (exit {server.stop()})")
+
+        met = report(queries, phases, loaded, anchor, problems, args)
+    except (BenchError, RuntimeError) as exc:
+        print(f"\nbench/search.py: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for step in reversed(cleanup):
+            try:
+                step()
+            except Exception as exc:  # clean up as much as possible
+                print(f"bench/search.py: cleanup: {exc!r}", file=sys.stderr)
+    return 0 if met else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
