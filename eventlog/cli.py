@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -41,6 +42,10 @@ def _serve(args: argparse.Namespace) -> int:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+    # Everything built so far (FastAPI, pydantic, the routes) lives as long as the process:
+    # freezing it keeps the collector from rescanning ~100k objects in pauses of 35-75 ms.
+    gc.collect()
+    gc.freeze()
     uvicorn.Server(config).run()
     return 0
 

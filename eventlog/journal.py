@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import sqlite3
@@ -59,6 +60,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     created_at REAL NOT NULL
 );
 """
+
+
+_ROWS_PER_INSERT = 1000  # 7 000 bound values, under SQLite's limit of 32 766
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(rows: int) -> str:
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * rows)
+    return f"INSERT INTO events (seq, id, tenant, prev, hash, document, committed_at) VALUES {values}"
 
 
 class JournalClosed(RuntimeError):
@@ -358,10 +368,11 @@ class Journal:
                     out.append(appended)
                     prev = digest
                 results.append(out)
-            conn.executemany(
-                "INSERT INTO events (seq, id, tenant, prev, hash, document, committed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            # One multi-row statement per chunk: executemany releases and retakes the GIL per
+            # row, and under load the writer waits for it longer than SQLite takes to write.
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[start : start + _ROWS_PER_INSERT]
+                conn.execute(_insert_sql(len(chunk)), [value for row in chunk for value in row])
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - every caller of the group gets it
             if conn.in_transaction:

@@ -200,6 +200,15 @@ class Receipts(BaseModel):
     receipts: list[Receipt]
 
 
+def _request_document(request: RequestInfo) -> dict[str, Any]:
+    document = request.model_dump(mode="json", exclude_none=True)
+    duration = document.get("duration_ms")
+    # 12 arrives as 12.0; stored as 12 it is the same JSON number and keeps canonical JSON on its fast path.
+    if isinstance(duration, float) and duration.is_integer():
+        document["duration_ms"] = int(duration)
+    return document
+
+
 def to_document(
     event: EventIn, *, event_id: str, tenant: str, received_at: datetime, source: str | None = None
 ) -> dict[str, Any]:
@@ -213,7 +222,7 @@ def to_document(
         "outcome": event.outcome,
         "actor": event.actor.model_dump(mode="json", exclude_none=True),
         "target": event.target.model_dump(mode="json", exclude_none=True),
-        "request": event.request.model_dump(mode="json", exclude_none=True),
+        "request": _request_document(event.request),
         "source": source or event.source,
         "message": event.message,
         "details": event.details,

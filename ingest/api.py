@@ -11,6 +11,7 @@ import orjson
 import uuid_utils
 from fastapi import APIRouter, Depends, Request
 from pydantic import TypeAdapter, ValidationError
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from eventlog.auth import Principal
@@ -39,11 +40,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise ApiError(413, "body_too_large", f"the body exceeds {limit} bytes; send fewer events per request")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "body_too_large", f"the body exceeds {limit} bytes; send fewer events per request")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "body_too_large", f"the body exceeds {limit} bytes; send fewer events per request")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody is left to read the answer; nothing was stored.
+        raise ApiError(400, "client_disconnected", "the client went away before the body was complete") from None
     return b"".join(chunks)
 
 
