@@ -7,6 +7,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -19,13 +20,16 @@ from eventlog.deadletter_api import router as deadletter_router
 from eventlog.fanout import FanOut
 from eventlog.journal import Journal
 from eventlog.metrics import Metrics
+from eventlog.model import Actor, Target
 from eventlog.ops_api import router as ops_router
-from eventlog.self_audit import SelfAudit
 from eventlog.settings import Settings
 from eventlog.sink import Sink
+from eventlog.sinks.syslog import SyslogSink
 from eventlog.token_api import router as token_router
 from eventlog.tokens import TokenStore
 from ingest.api import router as ingest_router
+from ingest.emitters import JournalEmitter
+from ingest.middleware import AuditMiddleware, Call
 from search.api import router as search_router
 from search.backend import SearchBackend
 from search.keboola import router as keboola_router
@@ -70,6 +74,31 @@ async def _prune_forever(fanout: FanOut, keep_seconds: float, every_seconds: flo
                 log.info("journal pruned", extra={"events": dropped})
 
 
+# Self-audit: endpoints opt in through their auth dependency (`principal(scope, audit_action)`), which
+# puts `audit_action` and the caller's `principal` in the request state; `audit_target` is optional.
+# Every such call becomes an event of `source: eventlog` in the caller's tenant, the token as the actor.
+
+
+def _audit_action(call: Call) -> str | None:
+    action = call.state.get("audit_action")
+    return action if isinstance(action, str) and call.state.get("principal") is not None else None
+
+
+def _audit_tenant(call: Call) -> str | None:
+    principal = call.state.get("principal")
+    return getattr(principal, "tenant", None)
+
+
+def _audit_actor(call: Call) -> Actor | None:
+    principal = call.state.get("principal")
+    return Actor(type="token", id=principal.token_id) if principal is not None else None
+
+
+def _audit_target(call: Call) -> Target | None:
+    target: dict[str, Any] | None = call.state.get("audit_target")
+    return Target(**{k: v for k, v in target.items() if v is not None}) if target else None
+
+
 def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
     journal = Journal(
@@ -79,9 +108,12 @@ def create_app(settings: Settings) -> FastAPI:
         observe_commit=metrics.observe_commit,
     )
     store, sink = _search_store(settings)
+    sinks: list[Sink] = [sink]
+    if settings.syslog_url is not None:
+        sinks.append(SyslogSink.from_settings(settings, registry=metrics.registry))
     fanout = FanOut(
         journal,
-        [sink],
+        sinks,
         metrics,
         batch_events=settings.fanout_batch_events,
         poll_seconds=settings.fanout_poll_seconds,
@@ -93,10 +125,12 @@ def create_app(settings: Settings) -> FastAPI:
     key = load_or_create_key(settings.signing_key_path)
     checkpointer = Checkpointer(journal, key, settings.checkpoint_interval_seconds)
     ctx = Context(settings=settings, journal=journal, tokens=tokens, auth=auth, fanout=fanout, metrics=metrics)
+    self_audit = JournalEmitter(journal, source="eventlog")
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         journal.open()
+        await self_audit.start()
         fanout.start()
         background = [asyncio.create_task(checkpointer.run(), name="checkpoints")]
         if settings.opensearch_url is not None:
@@ -109,6 +143,7 @@ def create_app(settings: Settings) -> FastAPI:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await self_audit.close()
             await fanout.drain(timeout_seconds=5.0)
             await fanout.stop()
             await checkpointer.checkpoint()
@@ -132,6 +167,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(token_router)
     app.include_router(deadletter_router)
     app.include_router(ops_router)
-    app.add_middleware(SelfAudit, journal=journal)
+    app.add_middleware(
+        AuditMiddleware,
+        emitter=self_audit,
+        actor=_audit_actor,
+        action=_audit_action,
+        target=_audit_target,
+        tenant=_audit_tenant,
+        trusted_proxies=settings.trusted_proxies,
+    )
     app.add_middleware(AccessLog, trusted_proxies=settings.trusted_proxies)
     return app

@@ -3,9 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SyslogFacility = Literal[
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "audit",
+    "alert",
+    "clock",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+]
 
 
 class Settings(BaseSettings):
@@ -91,6 +119,60 @@ class Settings(BaseSettings):
         24.0,
         ge=0,
         description="With OpenSearch as the store, delivered events stay in the journal this long, in hours; undelivered ones always stay.",
+    )
+
+    syslog_url: str | None = Field(
+        None,
+        pattern=r"^syslog\+(tls|tcp|udp)://[^/?#@\s]+/?$",
+        description="Syslog receiver (syslog+tls://host:port, syslog+tcp://host:port or syslog+udp://host:port); when set, every event is also forwarded there.",
+    )
+    syslog_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) that signs the syslog receiver's certificate; default: the system store."
+    )
+    syslog_verify_tls: bool = Field(True, description="Verify the syslog receiver's TLS certificate and host name.")
+    syslog_facility: SyslogFacility = Field(
+        "local0",
+        description="Facility of every syslog message, by name: kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, ntp, audit, alert, clock, local0 to local7.",
+    )
+    syslog_app_name: str = Field(
+        "eventlog",
+        pattern=r"^[!-~]{1,48}$",
+        description="APP-NAME of every syslog message (printable ASCII, at most 48).",
+    )
+    syslog_hostname: str = Field(
+        "", pattern=r"^[!-~]{0,255}$", description="HOSTNAME of every syslog message; empty means the host name."
+    )
+    syslog_sd_id: str = Field(
+        "eventlog@32473",
+        pattern=r"^[A-Za-z0-9._-]{1,20}@[0-9]{1,10}$",
+        description="SD-ID of the structured-data element, name@PEN with an IANA private enterprise number (32473 is the one reserved for examples).",
+    )
+    syslog_message_format: Literal["json", "plain"] = Field(
+        "json", description="MSG of a syslog message: json (the whole event, compact) or plain (its message text)."
+    )
+    syslog_framing: Literal["octet-counting", "newline"] = Field(
+        "octet-counting",
+        description="Framing over TCP and TLS: octet-counting (RFC 6587) or newline for receivers that want it.",
+    )
+    syslog_max_message_bytes: int = Field(
+        8192,
+        ge=480,
+        le=1_048_576,
+        description="Longest syslog message over TCP and TLS, in bytes; longer ones are truncated (Papertrail takes 100000).",
+    )
+    syslog_udp_max_message_bytes: int = Field(
+        1024, ge=480, le=65_000, description="Longest syslog message over UDP, in bytes; longer ones are truncated."
+    )
+    syslog_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest the syslog receiver may take to accept a connection, or to take or acknowledge more of a batch, in seconds.",
+    )
+    syslog_confirm_seconds: float = Field(
+        0.05,
+        ge=0,
+        le=10,
+        description="A batch counts as delivered once the receiver acknowledged every byte and kept the connection open this much longer, in seconds.",
     )
 
     @property

@@ -16,6 +16,11 @@ for tool in unzip curl java mvn runuser; do
         *) need_apt+=("$tool") ;;
     esac
 done
+# The syslog receivers of the `syslog` tests: rsyslog with its TLS driver (GnuTLS).
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for pkg in rsyslog rsyslog-gnutls; do
+    installed "$pkg" || need_apt+=("$pkg")
+done
 if ((${#need_apt[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
         echo "provision: missing ${need_apt[*]}; install them (apt-get install ${need_apt[*]}) or run as root" >&2
@@ -25,6 +30,41 @@ if ((${#need_apt[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+
+# syslog-ng, the second receiver. syslog-ng-core conflicts with rsyslog in Debian (both provide
+# system-log-daemon), so unless a syslog-ng is installed, its libraries are installed and the package
+# itself is unpacked into the cache, where tests/syslog_receivers.py runs it from.
+syslog_ng_root=${EVENTLOG_CACHE_DIR:-$HOME/.cache/eventlog}/syslog-ng/root
+syslog_ng=$syslog_ng_root/usr/sbin/syslog-ng
+if ! command -v syslog-ng >/dev/null 2>&1 && [[ ! -x /usr/sbin/syslog-ng ]]; then
+    if [[ ! -x $syslog_ng ]]; then
+        apt-cache show syslog-ng-core >/dev/null 2>&1 || { [[ $(id -u) -eq 0 ]] && apt-get update -qq; }
+        mapfile -t ng_libs < <(apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks \
+            --no-replaces --no-enhances syslog-ng-core | sed -n 's/^ *|\{0,1\}Depends: \(lib[^ <>]*\)$/\1/p' | sort -u)
+        missing=()
+        for lib in "${ng_libs[@]}"; do installed "$lib" || missing+=("$lib"); done
+        if ((${#missing[@]})); then
+            if [[ $(id -u) -ne 0 ]]; then
+                echo "provision: syslog-ng needs ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root" >&2
+                exit 1
+            fi
+            echo "provision: apt-get install ${missing[*]} (for syslog-ng)"
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        fi
+        download=$(mktemp -d)
+        chown _apt "$download" 2>/dev/null || true # apt downloads as the user _apt when it can
+        (cd "$download" && apt-get download -qq syslog-ng-core)
+        mkdir -p "$syslog_ng_root"
+        dpkg-deb -x "$download"/syslog-ng-core_*.deb "$syslog_ng_root"
+        rm -rf "$download"
+        echo "provision: syslog-ng-core unpacked into $syslog_ng_root"
+    fi
+    if ! LD_LIBRARY_PATH=$syslog_ng_root/usr/lib/syslog-ng "$syslog_ng" --version >/dev/null; then
+        echo "provision: $syslog_ng does not run; remove $syslog_ng_root and run this script again as root" >&2
+        exit 1
+    fi
+fi
+echo "provision: rsyslog and syslog-ng ok"
 
 python=".venv/bin/python"
 "$python" - <<'PY'

@@ -60,3 +60,56 @@ def any_service(request: pytest.FixtureRequest, tmp_path: Path, index_prefix: st
     settings = make_settings(tmp_path / "data", **overrides)
     with TestClient(create_app(settings)) as client:
         yield Service(client, settings)
+
+
+# -- syslog receivers (rsyslog, syslog-ng) for tests marked `syslog` --------------------------------------------
+# (Imported here, not at the top, so that this section stays one appended block.)
+
+from collections.abc import Callable  # noqa: E402
+
+from tests.syslog_receivers import (  # noqa: E402
+    Receiver,
+    ReceiverKind,
+    ReceiverUnavailable,
+    TlsFiles,
+    make_tls_files,
+    start_receiver,
+)
+
+
+@pytest.fixture(scope="session")
+def syslog_tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A test CA with server certificates for localhost / 127.0.0.1 and for wrong.example."""
+    return make_tls_files(tmp_path_factory.mktemp("syslog-tls"))
+
+
+@pytest.fixture
+def start_syslog_receiver(
+    request: pytest.FixtureRequest, tmp_path: Path, syslog_tls: TlsFiles
+) -> Iterator[Callable[..., Receiver]]:
+    """Start rsyslog or syslog-ng for a test marked `syslog`, stopped after it; one that cannot start fails the test."""
+    if request.node.get_closest_marker("syslog") is None:
+        pytest.fail("a test that talks to a syslog receiver must be marked @pytest.mark.syslog", pytrace=False)
+    started: list[Receiver] = []
+
+    def start(kind: ReceiverKind, *, wrong_host: bool = False) -> Receiver:
+        problem = ""
+        try:
+            receiver = start_receiver(kind, tmp_path / f"{kind}-{len(started)}", syslog_tls, wrong_host=wrong_host)
+        except ReceiverUnavailable as exc:
+            problem = str(exc)
+        if problem:
+            pytest.fail(f"no {kind} for the `syslog` tests: {problem}", pytrace=False)
+        started.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in started:
+        receiver.stop()
+
+
+@pytest.fixture(params=["rsyslog", "syslog-ng"])
+def syslog_receiver(request: pytest.FixtureRequest, start_syslog_receiver: Callable[..., Receiver]) -> Receiver:
+    """Each real receiver in turn, serving the localhost certificate on its TLS port."""
+    receiver: Receiver = start_syslog_receiver(request.param)
+    return receiver

@@ -1,0 +1,594 @@
+"""Pure ASGI middleware: every HTTP call of the host app becomes one audit event.
+
+    app = AuditMiddleware(app, emitter, skip={"/healthz"})
+
+It measures the exchange (method, route template, path, redacted query,
+status, duration, bytes in and out, client address, user agent, request id),
+asks the host's hooks who did what (`actor`, `action`, `target`, `tenant`),
+builds an `EventIn` (source `middleware`) and hands it to an `Emitter` once
+the response is complete. Websocket and lifespan scopes pass through
+untouched. An emitter or hook failure is logged, never raised into the host.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+import re
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, NamedTuple, TypeVar
+from urllib.parse import unquote_plus
+
+import uuid_utils
+from pydantic import BaseModel
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from eventlog.model import Actor, EventIn, RequestInfo, Target
+from ingest.emitters import Emitter
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_SECRET_HEADERS",
+    "DEFAULT_SECRET_QUERY_WORDS",
+    "AuditMiddleware",
+    "Call",
+    "ClientAddress",
+    "Redaction",
+    "default_action",
+]
+
+REQUEST_ID_HEADER: Final = b"x-request-id"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+
+# Limits of eventlog.model.RequestInfo / Actor / EventIn: what is longer is cut, never refused.
+_MAX_PATH = 2048
+_MAX_ROUTE = 512
+_MAX_QUERY = 4096
+_MAX_USER_AGENT = 1024
+_MAX_ACTION = 256
+_MAX_HEADER_VALUE = 1024
+_MAX_METHOD = 16
+_MAX_DURATION_MS = 86_400_000
+_NO_TARGET: Final = Target()
+
+
+_setattr = object.__setattr__
+
+
+def _trusted(cls: type[_Model], values: dict[str, Any]) -> _Model:
+    """`cls.model_construct(**values)` without its per-field loop: `values` holds every field, already checked.
+
+    pydantic's own model_construct sets these four attributes and nothing else for a
+    model without private attributes or post-init; the middleware's tests check
+    that what it builds validates and serializes as eventlog's EventIn.
+    """
+    model = cls.__new__(cls)
+    _setattr(model, "__dict__", values)
+    _setattr(model, "__pydantic_fields_set__", set(values))
+    _setattr(model, "__pydantic_extra__", None)
+    _setattr(model, "__pydantic_private__", None)
+    return model
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(address)
+
+
+DEFAULT_SECRET_HEADERS: Final = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "x-auth-token",
+        "x-csrf-token",
+        "x-storageapi-token",
+    }
+)
+"""Request headers whose value is never recorded, even when named in `headers=`."""
+
+DEFAULT_SECRET_QUERY_WORDS: Final = frozenset(
+    {
+        "token",
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "key",
+        "apikey",
+        "auth",
+        "authorization",
+        "credential",
+        "signature",
+        "sig",
+        "session",
+        "sessionid",
+        "cookie",
+        "jwt",
+        "otp",
+        "accesstoken",
+        "refreshtoken",
+        "clientsecret",
+        "privatekey",
+    }
+)
+"""A query key is secret when one of its words (split at `_`, `-`, `.`, camelCase; a plural `s` dropped) is here."""
+
+
+# -- redaction -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    """What the middleware never records: secret query values and secret header values."""
+
+    query_words: frozenset[str] = DEFAULT_SECRET_QUERY_WORDS
+    headers: frozenset[str] = DEFAULT_SECRET_HEADERS
+    mask: str = "[REDACTED]"
+    _verdicts: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+
+    def secret_key(self, key: str) -> bool:
+        """Whether the query key `key` (raw, as in the URL) names a secret."""
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._judge(key)
+            if len(self._verdicts) < 4096:  # keys of one app are few; hostile ones must not grow it
+                self._verdicts[key] = verdict
+        return verdict
+
+    def _judge(self, key: str) -> bool:
+        name = unquote_plus(key)
+        words = [w for w in _NOT_ALNUM.split(_CAMEL.sub("_", name).lower()) if w]
+        joined = "".join(words)
+        candidates = {joined, joined.removesuffix("s"), *words, *(w.removesuffix("s") for w in words)}
+        return not candidates.isdisjoint(self.query_words)
+
+    def query(self, raw: str) -> str:
+        """The query string with the value of every secret key replaced by the mask."""
+        if not raw:
+            return raw
+        parts = raw.split("&")
+        for index, part in enumerate(parts):
+            key, equals, _ = part.partition("=")
+            if self.secret_key(key):
+                parts[index] = f"{key}={self.mask}" if equals else key
+        return "&".join(parts)
+
+    def header(self, name: str, value: str) -> str:
+        return self.mask if name.lower() in self.headers else value
+
+
+# -- client address ------------------------------------------------------------
+
+
+def _node_ip(node: str) -> str | None:
+    """The address of one X-Forwarded-For / Forwarded `for=` node, without port; None if it is no address."""
+    text = node.strip().strip('"')
+    if text.startswith("["):  # [v6] or [v6]:port
+        end = text.find("]")
+        text = text[1:end] if end > 0 else ""
+    elif text.count(":") == 1:  # v4:port
+        text = text.partition(":")[0]
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def _forwarded_for(value: str) -> list[str]:
+    """The `for=` nodes of an RFC 7239 Forwarded header, in order."""
+    nodes: list[str] = []
+    for element in value.split(","):
+        for pair in element.split(";"):
+            key, _, node = pair.partition("=")
+            if key.strip().lower() == "for":
+                nodes.append(node)
+    return nodes
+
+
+class ClientAddress:
+    """The client's address: the peer, or what trusted proxies say in Forwarded / X-Forwarded-For.
+
+    Forwarding headers are believed only when the peer is a trusted proxy;
+    the client is then the rightmost hop that is not itself a trusted proxy
+    (what a client writes on the left cannot pose as it). A hop that is not an
+    address (`unknown`, an obfuscated name) answers None: the address is not known.
+    """
+
+    def __init__(self, trusted_proxies: Iterable[str] = ()) -> None:
+        self._trusted = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+        self._peers: dict[str, tuple[str | None, bool]] = {}
+
+    def _trusted_ip(self, ip: str) -> bool:
+        address = ipaddress.ip_address(ip)
+        return any(address in network for network in self._trusted)
+
+    def _peer(self, peer: str) -> tuple[str | None, bool]:
+        known = self._peers.get(peer)
+        if known is None:
+            ip = _node_ip(peer)
+            known = (ip, ip is not None and self._trusted_ip(ip))
+            if len(self._peers) >= 4096:
+                self._peers.clear()
+            self._peers[peer] = known
+        return known
+
+    def __call__(
+        self, peer: str | None, forwarded: str | None = None, x_forwarded_for: str | None = None
+    ) -> str | None:
+        if peer is None:
+            return None
+        ip, trusted = self._peer(peer)
+        if not trusted or (forwarded is None and x_forwarded_for is None):
+            return ip
+        # Forwarded (RFC 7239) wins over the older X-Forwarded-For when a proxy sends both.
+        hops = _forwarded_for(forwarded) if forwarded is not None else (x_forwarded_for or "").split(",")
+        hops = [h for h in hops if h.strip()]
+        for hop in reversed(hops):
+            hop_ip = _node_ip(hop)
+            if hop_ip is None:
+                return None
+            if not self._trusted_ip(hop_ip):
+                return hop_ip
+        # Every hop is a trusted proxy: the call started inside; the first hop is the furthest known.
+        return _node_ip(hops[0]) if hops else ip
+
+
+# -- what the hooks see --------------------------------------------------------
+
+
+class Call(NamedTuple):
+    """One finished HTTP exchange, as the hooks get it (after the app ran)."""
+
+    scope: Scope
+    method: str
+    path: str
+    route: str | None
+    status: int
+    request_id: str
+    client_ip: str | None
+    user_agent: str | None
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The request's state (what the app put in `request.state`)."""
+        state: dict[str, Any] = self.scope.get("state", {})
+        return state
+
+    @property
+    def request(self) -> HTTPConnection:
+        """A Starlette view of the request: headers, path_params, state, url (the body is gone)."""
+        return HTTPConnection(self.scope)
+
+
+def default_action(call: Call) -> str:
+    """`http.<METHOD> <route>`, or `http.<METHOD>` when no route matched."""
+    return f"http.{call.method} {call.route}" if call.route else f"http.{call.method}"
+
+
+ActorHook = Callable[[Call], Actor | None]
+ActionHook = Callable[[Call], str | None]
+TargetHook = Callable[[Call], Target | None]
+TenantHook = Callable[[Call], str | None]
+
+
+def _no_actor(call: Call) -> Actor | None:
+    return None
+
+
+def _no_target(call: Call) -> Target | None:
+    return None
+
+
+def _no_tenant(call: Call) -> str | None:
+    return None
+
+
+def _clean(value: str, limit: int) -> str:
+    """`value` cut to `limit` characters with control characters replaced (eventlog refuses them)."""
+    if len(value) > limit:
+        value = value[:limit]
+    if value.isprintable():
+        return value
+    return "".join(c if 0x20 <= ord(c) != 0x7F else "\ufffd" for c in value)
+
+
+def _route_template(scope: Scope, root_path: str) -> str | None:
+    """The matched route's template, with the (concrete) prefix of any Mount it sits in."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if not isinstance(template, str):
+        return None
+    inner_root: str = scope.get("root_path", "")
+    if inner_root != root_path and inner_root.startswith(root_path):
+        template = inner_root[len(root_path) :] + template
+    return template
+
+
+# -- the middleware ------------------------------------------------------------
+
+
+class _Exchange:
+    """What one request measured while it ran: the wrapped receive and send."""
+
+    __slots__ = (
+        "_receive",
+        "_send",
+        "bytes_in",
+        "bytes_out",
+        "ended",
+        "request_id",
+        "request_id_header",
+        "start_headers",
+        "status",
+        "whole_file",
+    )
+
+    def __init__(self, receive: Receive, send: Send, request_id: str, add_header: bool) -> None:
+        self._receive = receive
+        self._send = send
+        self.request_id = request_id
+        self.request_id_header = request_id.encode() if add_header else None
+        self.status = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.ended = 0.0
+        self.start_headers: Iterable[tuple[bytes, bytes]] = ()
+        self.whole_file = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.bytes_in += len(message.get("body", b""))
+        return message
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.body":
+            self.bytes_out += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                self.ended = time.perf_counter()
+        elif kind == "http.response.start":
+            self.status = message["status"]
+            headers = message.get("headers", ())
+            self.start_headers = headers
+            if self.request_id_header is not None:
+                for name, _ in headers:
+                    if name.lower() == REQUEST_ID_HEADER:  # the app named the request itself
+                        break
+                else:
+                    message = {**message, "headers": [*headers, (REQUEST_ID_HEADER, self.request_id_header)]}
+        elif kind == "http.response.pathsend":
+            self.whole_file = True
+            self.ended = time.perf_counter()
+        await self._send(message)
+
+
+class AuditMiddleware:
+    """Records every HTTP call of the wrapped app as an audit event through `emitter`.
+
+    Hooks (each gets the finished `Call`):
+      actor   -> Actor | None: who; the client address and user agent are filled in when it leaves them out.
+      action  -> str | None: what; default `http.<METHOD> <route>`; None leaves the call unrecorded.
+      target  -> Target | None: what was acted on.
+      tenant  -> str | None: handed to the emitter (in-process emitters that write for several tenants).
+    `skip`: exact paths never recorded (health checks). `headers`: request headers
+    copied into `details.headers` (secret ones masked). `trusted_proxies`: addresses
+    or CIDRs whose Forwarded / X-Forwarded-For is believed.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        emitter: Emitter,
+        *,
+        actor: ActorHook = _no_actor,
+        action: ActionHook = default_action,
+        target: TargetHook = _no_target,
+        tenant: TenantHook = _no_tenant,
+        redact: Redaction | None = None,
+        trusted_proxies: Iterable[str] = (),
+        skip: Collection[str] = (),
+        headers: Iterable[str] = (),
+    ) -> None:
+        self.app = app
+        self.emitter = emitter
+        self._actor = actor
+        self._action = action
+        self._target = target
+        self._tenant = tenant
+        self._redact = redact or Redaction()
+        self._client = ClientAddress(trusted_proxies)
+        self._skip = frozenset(skip)
+        self._headers = frozenset(h.lower().encode("latin-1") for h in headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self._skip:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        wall = time.time()
+        root_path: str = scope.get("root_path", "")
+        state: dict[str, Any] = scope.setdefault("state", {})
+        # An outer middleware that already named the request (eventlog's access log) owns the id and its header.
+        request_id = state.get("request_id")
+        owner = not isinstance(request_id, str) or not request_id
+        if owner:
+            request_id = ""
+            for name, value in scope["headers"]:
+                if name == REQUEST_ID_HEADER:
+                    candidate = value.decode("latin-1")
+                    if _REQUEST_ID.match(candidate):
+                        request_id = candidate
+                    break
+            request_id = request_id or str(uuid_utils.uuid7())
+            state["request_id"] = request_id
+        exchange = _Exchange(receive, send, str(request_id), owner)
+        try:
+            await self.app(scope, exchange.receive, exchange.send)
+        except Exception as exc:
+            await self._record(scope, exchange, started, wall, root_path, error=type(exc).__name__)
+            raise
+        await self._record(scope, exchange, started, wall, root_path, error=None)
+
+    async def _record(
+        self, scope: Scope, exchange: _Exchange, started: float, wall: float, root_path: str, error: str | None
+    ) -> None:
+        try:
+            event, tenant = self._event(scope, exchange, started, wall, root_path, error)
+        except Exception:
+            log.exception("audit event not built", extra={"path": scope.get("path"), "request_id": exchange.request_id})
+            return
+        if event is None:
+            return
+        try:
+            await self.emitter.emit(event, tenant=tenant)
+        except Exception as exc:  # noqa: BLE001 - the host's answer never depends on its audit trail
+            log.error(
+                "audit event not handed to the emitter",
+                extra={"error": repr(exc), "request_id": exchange.request_id, "event": event.model_dump_json()},
+            )
+
+    def _event(
+        self, scope: Scope, exchange: _Exchange, started: float, wall: float, root_path: str, error: str | None
+    ) -> tuple[EventIn | None, str | None]:
+        ended = exchange.ended or time.perf_counter()
+        # An exception is a 500 whatever was sent before it: the exchange did not work.
+        status: int = 500 if error is not None or not exchange.status else exchange.status
+        user_agent = forwarded = x_forwarded_for = content_length = None
+        recorded: dict[str, str] = {}
+        redact = self._redact
+        for name, value in scope["headers"]:
+            if name == b"user-agent":
+                user_agent = value.decode("latin-1")
+            elif name == b"x-forwarded-for":
+                text = value.decode("latin-1")
+                x_forwarded_for = f"{x_forwarded_for},{text}" if x_forwarded_for else text
+            elif name == b"forwarded":
+                text = value.decode("latin-1")
+                forwarded = f"{forwarded},{text}" if forwarded else text
+            elif name == b"content-length":
+                content_length = value
+            if name in self._headers:
+                key = name.decode("latin-1")
+                recorded[key] = _clean(redact.header(key, value.decode("latin-1")), _MAX_HEADER_VALUE)
+        client = scope.get("client")
+        method: str = scope["method"]
+        call = Call(
+            scope=scope,
+            method=method,
+            path=scope["path"],
+            route=_route_template(scope, root_path),
+            status=status,
+            request_id=exchange.request_id,
+            client_ip=self._client(client[0] if client else None, forwarded, x_forwarded_for),
+            user_agent=_clean(user_agent, _MAX_USER_AGENT) if user_agent is not None else None,
+        )
+        try:
+            action: Any = self._action(call)
+        except Exception:
+            log.exception("audit action hook failed; the default action is recorded", extra={"path": call.path})
+            action = default_action(call)
+        if action is None:
+            return None, None
+
+        bytes_in = exchange.bytes_in
+        if not bytes_in and content_length is not None and content_length.isdigit():
+            bytes_in = int(content_length)
+        bytes_out = exchange.bytes_out
+        if exchange.whole_file:
+            for name, value in exchange.start_headers:
+                if name.lower() == b"content-length" and value.isdigit():
+                    bytes_out = int(value)
+        raw_query: bytes = scope.get("query_string", b"")
+        path = _clean(call.path, _MAX_PATH)
+        status = status if 100 <= status <= 599 else 500
+        # Every value below is checked or cut here to what EventIn accepts, so the models are built
+        # without validating them again (validation would cost more than the rest of the middleware);
+        # tests/unit/ingest/test_middleware.py proves the result validates, hostile input included.
+        request = _trusted(
+            RequestInfo,
+            {
+                "method": method if method.isascii() and method.isalpha() and len(method) <= _MAX_METHOD else None,
+                "path": path,
+                "route": _clean(call.route, _MAX_ROUTE) if call.route is not None else None,
+                "query": _clean(redact.query(raw_query.decode("latin-1")), _MAX_QUERY) if raw_query else None,
+                "status": status,
+                "duration_ms": min(round(max(ended - started, 0.0) * 1000, 3), _MAX_DURATION_MS),
+                "request_id": exchange.request_id,
+                "bytes_in": bytes_in,
+                "bytes_out": bytes_out,
+            },
+        )
+        details: dict[str, Any] = {}
+        if recorded:
+            details["headers"] = recorded
+        if error is not None:
+            details["error"] = error
+        elif not exchange.ended:
+            details["incomplete"] = True  # the last body part never left: the client went away mid-answer
+        action = _clean(action, _MAX_ACTION) if isinstance(action, str) else ""
+        if not action:
+            log.error("audit action hook gave no action; the default is recorded", extra={"path": path})
+            action = _clean(default_action(call), _MAX_ACTION)
+        target = self._hook(self._target, call, "target")
+        if target is not None and not isinstance(target, Target):
+            log.error("audit target hook gave no Target; recorded without it", extra={"path": path})
+            target = None
+        tenant = self._hook(self._tenant, call, "tenant")
+        event = _trusted(
+            EventIn,
+            {
+                "id": None,
+                "time": datetime.fromtimestamp(wall, UTC),
+                "action": action,
+                "outcome": "success" if status < 400 else "failure",
+                "actor": self._actor_of(call),
+                "target": target or _NO_TARGET,
+                "request": request,
+                "source": "middleware",
+                "message": f"{method} {path[:256]} answered {status}",
+                "details": details,
+            },
+        )
+        return event, tenant if isinstance(tenant, str) else None
+
+    def _actor_of(self, call: Call) -> Actor:
+        """The hook's actor, with the client address and user agent the middleware saw when it left them out."""
+        ip = _ip(call.client_ip) if call.client_ip is not None else None
+        actor = self._hook(self._actor, call, "actor")
+        if actor is not None and not isinstance(actor, Actor):
+            log.error("audit actor hook gave no Actor; recorded without it", extra={"path": call.path})
+            actor = None
+        if actor is None:
+            return _trusted(Actor, {"type": None, "id": None, "name": None, "ip": ip, "user_agent": call.user_agent})
+        return _trusted(
+            Actor,
+            {
+                "type": actor.type,
+                "id": actor.id,
+                "name": actor.name,
+                "ip": actor.ip if actor.ip is not None else ip,
+                "user_agent": actor.user_agent if actor.user_agent is not None else call.user_agent,
+            },
+        )
+
+    def _hook(self, hook: Callable[[Call], Any], call: Call, name: str) -> Any:
+        try:
+            return hook(call)
+        except Exception:
+            log.exception("audit hook failed; recorded without it", extra={"hook": name, "path": call.path})
+            return None
