@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Sequence
@@ -44,6 +45,7 @@ _TENANT_CONDITION = "tenant = ?"
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.create_function("cidr_match", 2, cidr_match, deterministic=True)
+    conn.create_function("ip_key", 1, ip_key, deterministic=True)
     conn.execute("PRAGMA journal_mode=WAL")
     # The journal is the durable copy; the store can be rebuilt from it, so
     # NORMAL (fsync at checkpoints only) is enough here.
@@ -178,7 +180,7 @@ class SqliteStore:
         condition, params = to_sqlite(where)
         sql = (
             f"SELECT {column} AS value, COUNT(*) AS n FROM events WHERE {_TENANT_CONDITION} AND ({condition}) "
-            f"AND {column} IS NOT NULL GROUP BY value ORDER BY n DESC, value ASC LIMIT ?"
+            f"AND {column} IS NOT NULL GROUP BY value ORDER BY n DESC, {_FACET_TIEBREAK.get(field, 'value')} ASC LIMIT ?"
         )
         sql, bound = _checked(scope, sql, [scope.tenant, *params, size])
         rows = await asyncio.to_thread(lambda: self._reader().execute(sql, bound).fetchall())
@@ -195,6 +197,22 @@ class SqliteStore:
                 return
             page_query = replace(page_query, after=page.last)
 
+
+def ip_key(text: str | None) -> bytes | None:
+    """The order OpenSearch gives `ip` values: the 16-byte IPv6 form, IPv4 mapped."""
+    if text is None:
+        return None
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv4Address):
+        address = ipaddress.IPv6Address(b"\0" * 10 + b"\xff\xff" + address.packed)
+    return address.packed
+
+
+# Ties of equal count are ordered as OpenSearch orders their keys.
+_FACET_TIEBREAK = {"actor.ip": "ip_key(value)"}
 
 _FACET_COLUMNS = {
     "actor.id": "actor_id",

@@ -438,3 +438,18 @@ def test_views_never_cross_tenants(loaded: tuple[Service, str]) -> None:
             service.client.get(f"/v1/events/{view}", params={"tenant": "acme"}, headers=bearer(other)).status_code
             == 403
         )
+
+
+def test_facet_ties_are_ordered_like_opensearch_orders_addresses(any_service: Service) -> None:
+    service = any_service
+    token = service.token("acme")
+    _post(
+        service,
+        token,
+        *({"action": "a", "actor": {"ip": ip}} for ip in ["2001:db8::1", "10.0.0.10", "9.9.9.9", "10.0.0.9"]),
+    )
+    service.settle()
+    body = service.client.get(
+        "/v1/events/facets", params={"field": "ip", "q": "action:a", "size": 3}, headers=bearer(token)
+    ).json()
+    assert [v["value"] for v in body["values"]] == ["9.9.9.9", "10.0.0.9", "10.0.0.10"]
