@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -24,8 +25,11 @@ ProducerSource = Literal["api", "middleware", "cloudtrail"]
 Source = Literal["api", "middleware", "cloudtrail", "eventlog"]
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _no_control_chars(value: str) -> str:
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if _CONTROL.search(value):
         raise ValueError("must not contain control characters (newlines, tabs, NUL)")
     return value
 
@@ -43,7 +47,8 @@ ClientId = Annotated[
 
 def format_time(value: datetime) -> str:
     """RFC 3339 in UTC with microseconds, the one form eventlog writes."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is ~3x cheaper than strftime and writes the same characters for naive UTC.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(value: str) -> datetime:
