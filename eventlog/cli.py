@@ -1,4 +1,4 @@
-"""The `eventlog` command: serve, tokens, verify. Its output is a contract scripts rely on."""
+"""The `eventlog` command: serve, tokens, verify, cloudtrail import. Its output is a contract scripts rely on."""
 
 from __future__ import annotations
 
@@ -153,6 +153,71 @@ def _verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cloudtrail_import(args: argparse.Namespace) -> int:
+    import asyncio
+    from datetime import date
+
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from eventlog.journal import Journal
+    from eventlog.service import stream_name
+    from ingest.cloudtrail import CheckpointStore, Limits, import_cloudtrail
+
+    settings = _settings(args, cloudtrail_endpoint_url=args.endpoint_url)
+    since = date.fromisoformat(args.since) if args.since else None
+    if not settings.cloudtrail_account_tenants:
+        print(
+            "eventlog: warning: EVENTLOG_CLOUDTRAIL_ACCOUNT_TENANTS is empty; every record will be skipped",
+            file=sys.stderr,
+        )
+    s3 = boto3.client("s3", endpoint_url=settings.cloudtrail_endpoint_url)
+    limits = Limits(
+        retention_days=settings.retention_days,
+        max_future_seconds=settings.max_future_seconds,
+        max_details_depth=settings.max_details_depth,
+        max_event_bytes=settings.max_event_bytes,
+    )
+    journal = Journal(
+        settings.journal_path, stream=stream_name(settings), max_group_events=settings.group_commit_max_events
+    )
+    checkpoints = CheckpointStore(settings.cloudtrail_path)
+    journal.open()
+    try:
+        stats = asyncio.run(
+            import_cloudtrail(
+                s3,
+                bucket=args.bucket,
+                prefix=args.prefix,
+                append=journal.append,
+                checkpoints=checkpoints,
+                tenants=settings.cloudtrail_account_tenants,
+                limits=limits,
+                since=since,
+                reread=args.reread,
+                progress=lambda line: print(line, file=sys.stderr, flush=True),
+            )
+        )
+    except (BotoCoreError, ClientError) as exc:
+        print(f"eventlog: error: S3: {exc}; files read so far are checkpointed, run again", file=sys.stderr)
+        return 1
+    finally:
+        journal.close()
+        checkpoints.close()
+    if args.json:
+        sys.stdout.write(orjson.dumps(stats.as_dict()).decode() + "\n")
+    else:
+        skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(stats.skipped.items())) or "none"
+        print(f"files:      {stats.files} ({len(stats.malformed)} malformed)")
+        print(f"records:    {stats.records}")
+        print(f"imported:   {stats.imported}")
+        print(f"duplicates: {stats.duplicates}")
+        print(f"skipped:    {skipped}")
+        for key, error in stats.malformed:
+            print(f"malformed:  {key}: {error}")
+    return 0
+
+
 def _data_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
@@ -217,6 +282,35 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: signing.pub in the data dir; pin your own copy for real assurance)",
     )
     verify.set_defaults(run=_verify)
+
+    cloudtrail = commands.add_parser(
+        "cloudtrail", help="import AWS CloudTrail log files from S3", description="Import AWS CloudTrail log files."
+    )
+    cloudtrail_commands = cloudtrail.add_subparsers(dest="cloudtrail_command", required=True, metavar="ACTION")
+    ct_import = cloudtrail_commands.add_parser(
+        "import",
+        help="read new CloudTrail log files under a bucket/prefix into the journal",
+        description="Read the CloudTrail log files under s3://BUCKET/PREFIX/AWSLogs/ (organization trails too) "
+        "that earlier runs did not read, map each record to an event (source cloudtrail) and append it to the "
+        "journal of the data dir, in the tenant EVENTLOG_CLOUDTRAIL_ACCOUNT_TENANTS maps its account to. "
+        "Records of unmapped accounts and records older than the retention window are counted and skipped; "
+        "malformed files are reported and skipped. Progress goes to stderr, the summary to stdout. "
+        "It opens the journal itself: run it only while no `eventlog serve` uses the same data dir.",
+    )
+    ct_import.add_argument("--bucket", required=True, help="S3 bucket the trail delivers to")
+    ct_import.add_argument("--prefix", default="", help="key prefix of the trail (the part before AWSLogs/)")
+    ct_import.add_argument(
+        "--since", default=None, help="YYYY-MM-DD: skip files delivered before this day (UTC), whatever the checkpoint"
+    )
+    ct_import.add_argument(
+        "--reread", action="store_true", help="ignore the checkpoint and read every file again (events stored once)"
+    )
+    ct_import.add_argument(
+        "--endpoint-url", default=None, help="S3 endpoint (default: $EVENTLOG_CLOUDTRAIL_ENDPOINT_URL or AWS)"
+    )
+    ct_import.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    _data_dir_option(ct_import)
+    ct_import.set_defaults(run=_cloudtrail_import)
     return parser
 
 

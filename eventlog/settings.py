@@ -175,6 +175,15 @@ class Settings(BaseSettings):
         description="A batch counts as delivered once the receiver acknowledged every byte and kept the connection open this much longer, in seconds.",
     )
 
+    cloudtrail_account_tenants: dict[str, str] = Field(
+        default_factory=dict,
+        description="CloudTrail import: AWS account id -> tenant its records are stored in, JSON object; records of other accounts are skipped.",
+    )
+    cloudtrail_endpoint_url: str | None = Field(
+        None,
+        description="CloudTrail import: S3 endpoint URL (an S3-compatible server); default: AWS S3 through boto3's configuration.",
+    )
+
     @property
     def journal_path(self) -> Path:
         return self.data_dir / "journal.db"
@@ -186,6 +195,10 @@ class Settings(BaseSettings):
     @property
     def tokens_path(self) -> Path:
         return self.data_dir / "tokens.db"
+
+    @property
+    def cloudtrail_path(self) -> Path:
+        return self.data_dir / "cloudtrail.db"
 
     @property
     def signing_key_path(self) -> Path:

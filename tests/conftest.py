@@ -113,3 +113,34 @@ def syslog_receiver(request: pytest.FixtureRequest, start_syslog_receiver: Calla
     """Each real receiver in turn, serving the localhost certificate on its TLS port."""
     receiver: Receiver = start_syslog_receiver(request.param)
     return receiver
+
+
+# -- an S3-compatible server (moto's standalone server) for tests marked `s3` ------------------------------------
+
+from tests.s3_server import start_s3  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def _s3_server() -> Iterator[str]:
+    """One S3 server on loopback for the whole session; failing to get one fails the tests that need it."""
+    try:
+        url, stop = start_s3()
+    except RuntimeError as exc:
+        pytest.fail(f"no S3 server for the `s3` tests: {exc}", pytrace=False)
+    try:
+        yield url
+    finally:
+        stop()
+
+
+@pytest.fixture
+def s3_endpoint_url(request: pytest.FixtureRequest, _s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The server's endpoint URL, for tests marked `s3`; boto3 gets dummy credentials and a region."""
+    if request.node.get_closest_marker("s3") is None:
+        pytest.fail("a test that talks to the S3 server must be marked @pytest.mark.s3", pytrace=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    return _s3_server

@@ -1,0 +1,281 @@
+"""CloudTrail record -> event, on real records.
+
+Data in tests/fixtures/cloudtrail (see SOURCES.md there; Apache-2.0): flosell/trailscraper
+tests/cloudtrail/data, DataDog/stratus-red-team docs/detonation-logs, log2timeline/plaso
+test_data/jsonl/aws_cloudtrail.jsonl, aws/aws-cloudtrail-processing-library src/test/resources.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from eventlog.model import MAX_DETAILS_STRING, EventIn, _depth
+from ingest.cloudtrail import (
+    NAMESPACE,
+    TRUNCATED,
+    Limits,
+    MalformedFile,
+    SkipRecord,
+    event_id,
+    iter_records,
+    map_record,
+    to_event,
+)
+
+DATA = Path(__file__).parents[2] / "fixtures" / "cloudtrail"
+TRAILSCRAPER = DATA / "111111111111_CloudTrail_eu-central-1_20171211T1505Z_A6kvhMoVeCsc7v8U.json"
+
+
+def _records(name: str) -> list[dict[str, Any]]:
+    data = json.loads((DATA / name).read_text())
+    records: list[dict[str, Any]] = data["Records"] if isinstance(data, dict) else data
+    return records
+
+
+def _by_event_id(event_id_: str) -> dict[str, Any]:
+    for path in DATA.glob("*.json"):
+        for record in _records(path.name):
+            if record.get("eventID") == event_id_:
+                return record
+    raise LookupError(event_id_)
+
+
+def _validate(raw: dict[str, Any]) -> EventIn:
+    """Validate with `now` just after the event, so only the mapping is judged here, not the clock."""
+    now = datetime.fromisoformat(raw["time"]) + timedelta(minutes=1)
+    return EventIn.model_validate(raw, context=Limits().context(now))
+
+
+def _all_records() -> list[dict[str, Any]]:
+    records = [r for p in sorted(DATA.glob("*.json")) for r in _records(p.name)]
+    for line in (DATA / "plaso_lookupevents_export.jsonl").read_text().splitlines():
+        records.append(json.loads(json.loads(line)["CloudTrailEvent"]))
+    return records
+
+
+# (eventID, expected subset of the mapped event)
+CASES = [
+    pytest.param(
+        "865d9377-9c6b-4fd7-8aad-725e95f6a140",
+        {
+            "time": "2024-08-02T08:53:24+00:00",
+            "action": "aws.signin.ConsoleLogin",
+            "outcome": "success",
+            "actor": {
+                "type": "aws.IAMUser",
+                "id": "AIDA1ERT0661IN5R239V",
+                "name": "stratus-red-team-nmfalu-jfzdtsvchl",
+                "user_agent": "stratus-red-team_fccf7123-0651-41f5-b06c-460da5ee1c94",
+            },
+            "target": {},
+            "request": {},
+            "details": {
+                # pseudonymised, not a valid IPv4 address: kept in details, actor.ip stays empty
+                "sourceIPAddress": "225.01.00.16",
+                "additionalEventData": {
+                    "LoginTo": "https://console.aws.amazon.com/console/home",
+                    "MFAUsed": "No",
+                    "MobileVersion": "No",
+                },
+                "responseElements": {"ConsoleLogin": "Success"},
+                "requestParameters": None,
+                "eventType": "AwsConsoleSignIn",
+                "readOnly": False,
+                "recipientAccountId": "562283505220",
+                "awsRegion": "eu-west-2r",
+                "eventVersion": "1.08",
+                "userIdentity": {"accountId": "562283505220"},
+            },
+        },
+        id="console-login-iam-user",
+    ),
+    pytest.param(
+        "16903cbd-fdff-4818-82f2-d66ad09aaf57",
+        {
+            "action": "aws.organizations.LeaveOrganization",
+            "outcome": "failure",
+            "actor": {
+                "type": "aws.AssumedRole",
+                "id": "AROAHKPEEQ9BHUOX4D93T:aws-go-sdk-1722587398902687000",
+                "name": "aws-go-sdk-1722587398902687000",
+                "ip": "252.5.222.230",
+            },
+            "request": {"request_id": "47bd7f8f-1cbf-49df-8503-7d60917e721a"},
+            "details": {"errorCode": "AccessDenied"},
+        },
+        id="access-denied-assumed-role",
+    ),
+    pytest.param(
+        "099bfd30-232c-4dff-9998-3821921063ca",
+        {
+            "action": "aws.sts.AssumeRole",
+            "target": {
+                "type": "AWS::IAM::Role",
+                "id": "arn:aws:iam::307578594326:role/stratus-red-team-leave-org-role",
+            },
+            "details": {"requestParameters": {"durationSeconds": 900}},
+        },
+        id="resources-become-target",
+    ),
+    pytest.param(
+        "91529247-c4c4-4793-afc8-d70bbcfe9d19",
+        {
+            "action": "aws.sts.GetCallerIdentity",
+            "actor": {"type": "aws.FederatedUser", "id": "742491224508:stratus_red_team", "name": "stratus_red_team"},
+            "details": {
+                "sessionIssuer": {"type": "IAMUser", "userName": "stratus-red-team-user-federation-user"},
+                "userIdentity": {"sessionContext": {"attributes": {"mfaAuthenticated": "false"}}},
+                "sourceIPAddress": "255.090.254.5",
+            },
+        },
+        id="federated-user-session-issuer",
+    ),
+    pytest.param(
+        "b25ff7e3-f1cf-4b7f-883d-b09168c454d5",
+        {
+            "action": "aws.sts.AssumeRole",
+            "outcome": "success",
+            # AWSService identity: no principalId, arn or userName
+            "actor": {"type": "aws.AWSService", "user_agent": "config.amazonaws.com"},
+            "details": {"invokedBy": "config.amazonaws.com", "sourceIPAddress": "config.amazonaws.com"},
+        },
+        id="aws-service-invoked-by",
+    ),
+]
+
+
+def _assert_subset(expected: Any, actual: Any, where: str = "") -> None:
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), where
+        if not expected:
+            assert actual == {}, where
+        for key, value in expected.items():
+            assert key in actual, f"{where}.{key} missing"
+            _assert_subset(value, actual[key], f"{where}.{key}")
+    else:
+        assert actual == expected, where
+
+
+@pytest.mark.parametrize(("cloudtrail_id", "expected"), CASES)
+def test_mapping_of_real_records(cloudtrail_id: str, expected: dict[str, Any]) -> None:
+    raw = map_record(_by_event_id(cloudtrail_id))
+    _assert_subset(expected, raw)
+    assert raw["id"] == str(uuid.uuid5(NAMESPACE, cloudtrail_id))
+    assert raw["source"] == "cloudtrail"
+    _validate(raw)
+
+
+def test_every_real_record_maps_to_a_valid_event() -> None:
+    records = _all_records()
+    assert len(records) >= 50
+    mapped = 0
+    for record in records:
+        if record.get("eventTime") is None:
+            with pytest.raises(SkipRecord, match="eventTime") as skip:
+                map_record(record)
+            assert skip.value.reason == "invalid"
+            continue
+        raw = map_record(record)
+        event = _validate(raw)
+        assert event.id == event_id(record)
+        assert event.actor.ip is None or str(event.actor.ip) == record["sourceIPAddress"]
+        mapped += 1
+    assert mapped == len(records) - 1  # the all-null record has no eventTime
+
+
+def test_plaso_service_event_without_identity_type() -> None:
+    lines = (DATA / "plaso_lookupevents_export.jsonl").read_text().splitlines()
+    records = [json.loads(json.loads(line)["CloudTrailEvent"]) for line in lines]
+    untyped = [r for r in records if isinstance(r.get("userIdentity"), dict) and "type" not in r["userIdentity"]]
+    assert untyped
+    raw = map_record(untyped[0])
+    assert "type" not in raw["actor"]
+    _validate(raw)
+
+
+def test_duplicates_get_the_same_id_and_records_without_event_id_a_stable_one() -> None:
+    record = _by_event_id("865d9377-9c6b-4fd7-8aad-725e95f6a140")
+    assert map_record(dict(record))["id"] == map_record(dict(record))["id"]
+    anonymous = {k: v for k, v in record.items() if k != "eventID"}
+    assert map_record(anonymous)["id"] == map_record(dict(anonymous))["id"] != map_record(record)["id"]
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_details_are_kept_within_eventlogs_limits() -> None:
+    record = dict(_by_event_id("865d9377-9c6b-4fd7-8aad-725e95f6a140"))
+    deep: dict[str, Any] = {"leaf": 1}
+    for _ in range(12):
+        deep = {"n": deep}
+    record["requestParameters"] = {"deep": deep, "long": "x" * 10_000, "big": 2**60, "neg": -(2**60), "ok": 2**53 - 1}
+    raw = map_record(record)
+    params = raw["details"]["requestParameters"]
+    assert _depth(raw["details"]) <= 8
+    assert params["long"].endswith(TRUNCATED)
+    assert len(params["long"]) == MAX_DETAILS_STRING
+    assert params["big"] == str(2**60)
+    assert params["neg"] == str(-(2**60))
+    assert params["ok"] == 2**53 - 1
+    # the subtree beyond the depth limit is kept as its JSON text
+    assert any('"leaf":1' in text for text in _strings(params["deep"]))
+    _validate(raw)
+
+
+def test_oversized_event_drops_bulky_fields_with_a_marker() -> None:
+    record = dict(_by_event_id("865d9377-9c6b-4fd7-8aad-725e95f6a140"))
+    record["responseElements"] = {f"k{i}": "v" * 4000 for i in range(40)}
+    raw = map_record(record, max_event_bytes=65_536)
+    assert raw["details"]["responseElements"].startswith(TRUNCATED)
+    assert len(orjson.dumps(raw)) <= 65_536
+    _validate(raw)
+
+
+def test_to_event_skips_records_outside_the_retention_window() -> None:
+    record = dict(_by_event_id("865d9377-9c6b-4fd7-8aad-725e95f6a140"))
+    with pytest.raises(SkipRecord) as old:
+        to_event(record, limits=Limits(retention_days=14), now=datetime(2024, 9, 1, tzinfo=UTC))
+    assert old.value.reason == "too_old"
+    event = to_event(record, limits=Limits(retention_days=14), now=datetime(2024, 8, 3, tzinfo=UTC))
+    assert event.action == "aws.signin.ConsoleLogin"
+    with pytest.raises(SkipRecord) as future:
+        to_event(record, limits=Limits(), now=datetime(2024, 8, 1, tzinfo=UTC))
+    assert future.value.reason == "invalid"
+
+
+def _gz(data: bytes) -> io.BytesIO:
+    return io.BytesIO(gzip.compress(data))
+
+
+def test_iter_records_streams_a_log_file() -> None:
+    records = list(iter_records(_gz(TRAILSCRAPER.read_bytes())))
+    assert [r["eventID"] for r in records] == [r["eventID"] for r in _records(TRAILSCRAPER.name)]
+    big = list(iter_records(_gz(b'{"Records": [{"n": 123456789012345678901234, "f": 1.5}]}')))
+    assert big == [{"n": 123456789012345678901234, "f": 1.5}]
+    assert list(iter_records(_gz(b'{"Records": []}'))) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        pytest.param(io.BytesIO(b"not gzip at all"), "gzip", id="bad-gzip"),
+        pytest.param(io.BytesIO(gzip.compress(b'{"Records": [{"a": 1}]}')[:-12]), "gzip", id="truncated-gzip"),
+        pytest.param(_gz(b'{"Records": [{"a": 1}, {"b": '), "JSON", id="bad-json"),
+        pytest.param(_gz(b'{"awsAccountId": "1", "logFiles": []}'), "Records", id="digest-no-records"),
+    ],
+)
+def test_iter_records_refuses_malformed_files(body: io.BytesIO, problem: str) -> None:
+    with pytest.raises(MalformedFile, match=problem):
+        list(iter_records(body))
