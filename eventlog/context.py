@@ -6,7 +6,9 @@ root hands it to the search router itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from eventlog.auth import Authenticator
 from eventlog.fanout import FanOut
@@ -24,3 +26,5 @@ class Context:
     auth: Authenticator
     fanout: FanOut
     metrics: Metrics
+    # Extra parts of /readyz's body, by key (e.g. "cloudtrail"), each built when asked.
+    readiness: dict[str, Callable[[], Any]] = field(default_factory=dict)

@@ -48,6 +48,30 @@ class Metrics:
             "eventlog_auth_failures", "Refused authentications.", ["reason"], registry=self.registry
         )
 
+        self.cloudtrail_files = Counter(
+            "eventlog_cloudtrail_files", "CloudTrail log files read by the poll.", registry=self.registry
+        )
+        self.cloudtrail_records = Counter(
+            "eventlog_cloudtrail_records", "CloudTrail records read by the poll.", registry=self.registry
+        )
+        self.cloudtrail_imported = Counter(
+            "eventlog_cloudtrail_imported", "CloudTrail records stored as new events.", registry=self.registry
+        )
+        self.cloudtrail_duplicates = Counter(
+            "eventlog_cloudtrail_duplicates", "CloudTrail records already stored.", registry=self.registry
+        )
+        self.cloudtrail_skipped = Counter(
+            "eventlog_cloudtrail_skipped", "CloudTrail records skipped.", ["reason"], registry=self.registry
+        )
+        self.cloudtrail_malformed_files = Counter(
+            "eventlog_cloudtrail_malformed_files",
+            "CloudTrail log files skipped as malformed.",
+            registry=self.registry,
+        )
+        self.cloudtrail_poll_errors = Counter(
+            "eventlog_cloudtrail_poll_errors", "CloudTrail poll runs that failed (retried).", registry=self.registry
+        )
+
     def observe_commit(self, seconds: float, events: int) -> None:
         self.journal_commit_seconds.observe(seconds)
         self.journal_group_events.observe(events)

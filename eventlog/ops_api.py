@@ -44,6 +44,8 @@ async def readyz(ctx: Annotated[Context, Depends(context)]) -> Response:
         "journal": {"writable": ready, "stream": ctx.journal.stream, "last_seq": ctx.journal.last_seq},
         "sinks": _sinks(ctx),
     }
+    for key, part in ctx.readiness.items():
+        body[key] = part()
     return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")
 
 

@@ -28,6 +28,7 @@ from eventlog.sinks.syslog import SyslogSink
 from eventlog.token_api import router as token_router
 from eventlog.tokens import TokenStore
 from ingest.api import router as ingest_router
+from ingest.cloudtrail_poll import CloudTrailPoller
 from ingest.emitters import JournalEmitter
 from ingest.middleware import AuditMiddleware, Call
 from search.api import router as search_router
@@ -126,6 +127,9 @@ def create_app(settings: Settings) -> FastAPI:
     checkpointer = Checkpointer(journal, key, settings.checkpoint_interval_seconds)
     ctx = Context(settings=settings, journal=journal, tokens=tokens, auth=auth, fanout=fanout, metrics=metrics)
     self_audit = JournalEmitter(journal, source="eventlog")
+    poller = CloudTrailPoller(settings, journal, metrics) if settings.cloudtrail_bucket is not None else None
+    if poller is not None:
+        ctx.readiness["cloudtrail"] = poller.status
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -136,10 +140,14 @@ def create_app(settings: Settings) -> FastAPI:
         if settings.opensearch_url is not None:
             keep = settings.journal_keep_delivered_hours * 3600
             background.append(asyncio.create_task(_prune_forever(fanout, keep), name="journal-prune"))
+        if poller is not None:
+            background.append(asyncio.create_task(poller.run_forever(), name="cloudtrail-poll"))
         log.info("eventlog started", extra={"data_dir": str(settings.data_dir), "stream": journal.stream})
         try:
             yield
         finally:
+            if poller is not None:
+                poller.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

@@ -184,6 +184,17 @@ class Settings(BaseSettings):
         description="CloudTrail import: S3 endpoint URL (an S3-compatible server); default: AWS S3 through boto3's configuration.",
     )
 
+    cloudtrail_bucket: str | None = Field(
+        None,
+        description="CloudTrail poll: S3 bucket the service imports CloudTrail log files from, every cloudtrail_poll_interval_seconds; unset means no poll.",
+    )
+    cloudtrail_prefix: str = Field(
+        "", description="CloudTrail poll: key prefix in the bucket under which the AWSLogs/ folder lies."
+    )
+    cloudtrail_poll_interval_seconds: float = Field(
+        300.0, gt=0, description="CloudTrail poll: pause between two imports, in seconds."
+    )
+
     @property
     def journal_path(self) -> Path:
         return self.data_dir / "journal.db"
