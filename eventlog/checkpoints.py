@@ -117,9 +117,6 @@ class Checkpointer:
     async def checkpoint(self) -> Checkpoint | None:
         return await self._journal.call(self._write)
 
-    def checkpoint_blocking(self) -> Checkpoint | None:
-        return self._journal.call_blocking(self._write)
-
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)

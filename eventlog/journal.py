@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -133,7 +133,7 @@ class _Call:
 
 @dataclass(slots=True)
 class _Stop:
-    flushed: threading.Event = field(default_factory=threading.Event)
+    """Queued by close(): the writer finishes what is ahead of it, then ends."""
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -237,21 +237,6 @@ class Journal:
 
         self._submit(_Call(fn, settle, settle))
         return await future
-
-    def call_blocking(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """`call` for code outside the event loop (shutdown, CLI)."""
-        box: list[Any] = []
-        ready = threading.Event()
-
-        def done(value: Any) -> None:
-            box.append(value)
-            ready.set()
-
-        self._submit(_Call(fn, done, done))
-        ready.wait()
-        if isinstance(box[0], BaseException):
-            raise box[0]
-        return box[0]  # type: ignore[no-any-return]
 
     def _submit(self, job: _Append | _Call) -> None:
         if self._closed:

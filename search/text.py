@@ -45,8 +45,3 @@ def searchable_text(document: dict[str, Any]) -> str:
         *_strings(document.get("details", {})),
     ]
     return " ".join(token for part in parts if part for token in tokens(part))
-
-
-def query_phrases(text: str) -> list[list[str]]:
-    """Each word of a plain query as the phrase of its tokens; words without any are dropped."""
-    return [phrase for word in text.split() if (phrase := tokens(word))]

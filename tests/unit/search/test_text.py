@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.text import query_phrases, searchable_text, tokens
+from search.text import searchable_text, tokens
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,3 @@ def test_searchable_text_takes_message_names_and_detail_values() -> None:
         }
     )
     assert text == "hello alice sales x 42"
-
-
-def test_query_phrases_drop_words_without_tokens() -> None:
-    assert query_phrases("job-42 * sales") == [["job", "42"], ["sales"]]
