@@ -424,15 +424,17 @@ class Journal:
 
 
 def purge_delivered(conn: sqlite3.Connection, *, up_to_seq: int, committed_before: float) -> int:
-    """Drop events every sink has delivered and that are old enough; answers how many went.
+    """Drop the oldest events every sink has delivered and that are old enough; answers how many went.
 
-    Dead-lettered events stay (they are undelivered), and so does the newest
-    row, which carries the chain's head across restarts.
+    Only a prefix of the stream goes, so `eventlog verify` walks the rest without a gap:
+    it ends before the first dead-lettered event (undelivered; retention expires it), the
+    first recent one, and the newest row, which carries the chain's head across restarts.
     """
     cur = conn.execute(
-        "DELETE FROM events WHERE seq <= ? AND committed_at < ? "
+        "DELETE FROM events WHERE seq <= ? "
         "AND seq < (SELECT MAX(seq) FROM events) "
-        "AND seq NOT IN (SELECT seq FROM dead_letters)",
+        "AND seq < COALESCE((SELECT MIN(seq) FROM dead_letters), 9223372036854775807) "
+        "AND seq < COALESCE((SELECT MIN(seq) FROM events WHERE committed_at >= ?), 9223372036854775807)",
         (up_to_seq, committed_before),
     )
     return cur.rowcount

@@ -123,14 +123,16 @@ def _check_items(items: list[Any], prefix: tuple[str | int, ...], max_event_byte
         raise ApiError(422, "invalid_events", "no event was stored; fix the listed fields and resend", errors)
 
 
-def _validate(items: list[Any], prefix: tuple[str | int, ...], ctx: Context, now: datetime) -> list[EventIn]:
+def _validate(
+    items: list[Any], prefix: tuple[str | int, ...], ctx: Context, now: datetime, tenant: str
+) -> list[EventIn]:
     settings = ctx.settings
     try:
         return _EVENTS.validate_python(
             items,
             context={
                 "now": now,
-                "retention_days": settings.retention_days,
+                "retention_days": settings.retention_days_for(tenant),
                 "max_future_seconds": settings.max_future_seconds,
                 "max_details_depth": settings.max_details_depth,
             },
@@ -175,7 +177,7 @@ async def post_events(
         items, prefix = _items(payload, settings.max_request_events)
         _check_items(items, prefix, settings.max_event_bytes)
         now = datetime.now(UTC)
-        events = _validate(items, prefix, ctx, now)
+        events = _validate(items, prefix, ctx, now, caller.tenant)
     except ApiError as exc:
         metrics.events_rejected.labels(exc.code).inc()
         raise

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from eventlog.canonical import canonical_json
 from eventlog.journal import Journal, Prepared, purge_delivered
+from eventlog.verify import verify_journal
 
 
-async def test_purge_keeps_undelivered_dead_lettered_recent_and_the_head(tmp_path: Path) -> None:
+async def test_purge_drops_only_a_prefix_before_dead_letters_recent_events_and_the_head(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "j.db", stream="s")
     journal.open()
     try:
@@ -25,14 +26,15 @@ async def test_purge_keeps_undelivered_dead_lettered_recent_and_the_head(tmp_pat
             )
 
         await journal.call(age)
-        # Delivered up to 9, but 9 and 10 are recent, 3 is a dead letter.
+        # Delivered up to 9, 9 and 10 are recent, 3 is a dead letter: only 1 and 2 may go, so no gap opens.
         dropped = await journal.call(lambda c: purge_delivered(c, up_to_seq=9, committed_before=time.time() - 3600))
-        assert dropped == 7
-        assert [e.seq for e in journal.read_after(0, 100)] == [3, 9, 10]
-        # Everything delivered and old: the newest row still stays, it carries the chain's head.
+        assert dropped == 2
+        assert [e.seq for e in journal.read_after(0, 100)] == list(range(3, 11))
+        # Without the dead letter, everything delivered and old goes but the newest row (the chain's head).
+        await journal.call(lambda c: c.execute("DELETE FROM dead_letters"))
         await journal.call(lambda c: c.execute("UPDATE events SET committed_at = 0"))
         await journal.call(lambda c: purge_delivered(c, up_to_seq=10, committed_before=time.time()))
-        assert [e.seq for e in journal.read_after(0, 100)] == [3, 10]
+        assert [e.seq for e in journal.read_after(0, 100)] == [10]
     finally:
         journal.close()
     reopened = Journal(tmp_path / "j.db", stream="s")
@@ -43,3 +45,4 @@ async def test_purge_keeps_undelivered_dead_lettered_recent_and_the_head(tmp_pat
         assert appended.seq == 11
     finally:
         reopened.close()
+    assert verify_journal(tmp_path / "j.db", None).ok

@@ -1,0 +1,95 @@
+"""/v1/holds (legal holds) and /v1/retention/run: admin endpoints, each call self-audited."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from eventlog.auth import Principal
+from eventlog.dependencies import principal
+from eventlog.errors import ApiError
+from retention.holds import HoldNotFound, HoldStore
+from retention.scheduler import Scheduler
+
+router = APIRouter(tags=["retention"])
+
+
+class HoldRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: str = Field(min_length=1, max_length=128, description="Tenant whose events are held.")
+    since: AwareDatetime | None = Field(None, description="Hold only events from this time on (default: all).")
+    until: AwareDatetime | None = Field(None, description="Hold only events before this time (default: all).")
+    reason: str = Field(min_length=1, max_length=1024, description="Why: a case number, a request.")
+
+
+def _holds(request: Request) -> HoldStore:
+    holds: HoldStore = request.app.state.holds
+    return holds
+
+
+def _scheduler(request: Request) -> Scheduler:
+    scheduler: Scheduler = request.app.state.retention
+    return scheduler
+
+
+@router.post("/v1/holds", status_code=201, summary="Put a tenant (optionally a time range) on legal hold")
+async def place_hold(
+    body: HoldRequest,
+    request: Request,
+    caller: Annotated[Principal, Depends(principal("admin", "eventlog.holds.place"))],
+) -> dict[str, Any]:
+    if body.since is not None and body.until is not None and body.since >= body.until:
+        raise ApiError(
+            400,
+            "invalid_parameters",
+            "fix the parameters listed in `errors`",
+            [{"parameter": "since", "message": "must lie before `until`"}],
+        )
+    hold = await asyncio.to_thread(
+        _holds(request).place,
+        tenant=body.tenant,
+        since=body.since,
+        until=body.until,
+        reason=body.reason,
+        placed_by=caller.token_id,
+    )
+    request.state.audit_target = {"type": "hold", "id": hold.id, "name": body.tenant}
+    return hold.as_dict()
+
+
+@router.get("/v1/holds", summary="List legal holds, released ones included")
+async def list_holds(
+    request: Request,
+    _: Annotated[Principal, Depends(principal("admin", "eventlog.holds.list"))],
+) -> list[dict[str, Any]]:
+    return [h.as_dict() for h in await asyncio.to_thread(_holds(request).list)]
+
+
+@router.delete("/v1/holds/{hold_id}", summary="Release a legal hold")
+async def release_hold(
+    hold_id: Annotated[str, Path(max_length=64)],
+    request: Request,
+    caller: Annotated[Principal, Depends(principal("admin", "eventlog.holds.release"))],
+) -> dict[str, Any]:
+    request.state.audit_target = {"type": "hold", "id": hold_id}
+    try:
+        hold = await asyncio.to_thread(_holds(request).release, hold_id, released_by=caller.token_id)
+    except HoldNotFound as exc:
+        raise ApiError(404, "hold_not_found", str(exc)) from None
+    return hold.as_dict()
+
+
+@router.post("/v1/retention/run", summary="Run retention now (or show what would go with dry_run=true)")
+async def run_retention(
+    request: Request,
+    _: Annotated[Principal, Depends(principal("admin", "eventlog.retention.request"))],
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    report = await _scheduler(request).run_now(dry_run=dry_run)
+    if report is None:
+        raise ApiError(409, "retention_running", "a retention run is in progress on this or another node; try later")
+    return report.as_dict()

@@ -1,0 +1,176 @@
+"""Expiry in OpenSearch: whole indices are dropped, never delete-by-query.
+
+A daily index (`<prefix>-events-YYYY.MM.DD`) holds every tenant's events of that day.
+When some tenants' day is due while others must stay (a legal hold, a longer
+retention), the staying tenants' events are copied into a "kept" index
+(`<prefix>-kept-YYYY.MM.DD-<n>`, created without the alias), and one atomic
+`_aliases` call adds the kept index to the search alias and removes the old index:
+searches never see both copies, nor neither.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import date
+from typing import Any
+
+import orjson
+from opensearchpy import NotFoundError, OpenSearch
+
+from retention.policy import day_bounds_us
+from retention.store import TenantDay
+from search.opensearch.sink import document_id
+from search.opensearch.template import MAPPINGS, alias
+from search.text import searchable_text
+
+_PAGE = 1000
+_MAX_TENANTS = 65_535
+
+
+class RetentionError(RuntimeError):
+    """A store refused a retention step; nothing of that step was deleted."""
+
+
+def _rfc3339(time_us: int) -> str:
+    seconds, micros = divmod(time_us, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+
+
+class OpenSearchExpiry:
+    name = "opensearch"
+
+    def __init__(self, client: OpenSearch, prefix: str, *, shards: int = 1, replicas: int = 0) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._alias = alias(prefix)
+        self._shards = shards
+        self._replicas = replicas
+        self._day_index = re.compile(rf"^{re.escape(prefix)}-(?:events|kept)-(\d{{4}})\.(\d{{2}})\.(\d{{2}})(?:-\d+)?$")
+
+    def _indices(self) -> dict[str, date]:
+        answer = self._client.cat.indices(
+            index=f"{self._prefix}-events-*,{self._prefix}-kept-*", params={"format": "json", "h": "index"}
+        )
+        found: dict[str, date] = {}
+        for row in answer:
+            match = self._day_index.match(row["index"])
+            if match:
+                found[row["index"]] = date(int(match[1]), int(match[2]), int(match[3]))
+        return found
+
+    def _tenants(self, index: str) -> dict[str, int]:
+        answer = self._client.search(
+            index=index,
+            body={"size": 0, "aggs": {"tenants": {"terms": {"field": "tenant", "size": _MAX_TENANTS}}}},
+        )
+        return {b["key"]: int(b["doc_count"]) for b in answer["aggregations"]["tenants"]["buckets"]}
+
+    def _inventory(self) -> list[TenantDay]:
+        items: list[TenantDay] = []
+        for index, day in sorted(self._indices().items()):
+            items.extend(TenantDay(t, day, n, index) for t, n in sorted(self._tenants(index).items()))
+        return items
+
+    async def inventory(self) -> list[TenantDay]:
+        return await asyncio.to_thread(self._inventory)
+
+    def _hits(self, index: str, tenant: str, day: date | None) -> Iterator[list[dict[str, Any]]]:
+        """A tenant's documents in one index (or index pattern), in (time, id) order."""
+        query: dict[str, Any] = {"bool": {"filter": [{"term": {"tenant": tenant}}]}}
+        if day is not None:
+            start, end = day_bounds_us(day)
+            query["bool"]["filter"].append({"range": {"time": {"gte": _rfc3339(start), "lt": _rfc3339(end)}}})
+        body: dict[str, Any] = {"size": _PAGE, "query": query, "sort": [{"time": "asc"}, {"id": "asc"}]}
+        while True:
+            try:
+                answer = self._client.search(
+                    index=index, body=body, params={"routing": tenant, "ignore_unavailable": "true"}
+                )
+            except NotFoundError:
+                return
+            hits: list[dict[str, Any]] = answer["hits"]["hits"]
+            if hits:
+                yield hits
+            if len(hits) < _PAGE:
+                return
+            body["search_after"] = hits[-1]["sort"]
+
+    async def documents(self, tenant: str, day: date) -> AsyncIterator[Sequence[bytes]]:
+        stamp = day.strftime("%Y.%m.%d")
+        pattern = f"{self._prefix}-events-{stamp},{self._prefix}-kept-{stamp}-*"
+        pages = self._hits(pattern, tenant, day)
+        while True:
+            hits = await asyncio.to_thread(next, pages, None)
+            if hits is None:
+                return
+            yield [orjson.dumps(hit["_source"]) for hit in hits]
+
+    async def remove(self, due: Sequence[TenantDay]) -> list[TenantDay]:
+        return await asyncio.to_thread(self._remove, due)
+
+    def _remove(self, due: Sequence[TenantDay]) -> list[TenantDay]:
+        by_index: dict[str, list[TenantDay]] = defaultdict(list)
+        for item in due:
+            by_index[item.location].append(item)
+        removed: list[TenantDay] = []
+        for index, items in sorted(by_index.items()):
+            present = self._tenants(index)
+            going = {item.tenant for item in items}
+            keepers = sorted(set(present) - going)
+            if keepers:
+                self._copy_out(index, items[0].day, {t: present[t] for t in keepers})
+            else:
+                self._client.indices.delete(index=index)
+            removed.extend(TenantDay(t, items[0].day, present.get(t, 0), index) for t in sorted(going))
+        return removed
+
+    def _copy_out(self, index: str, day: date, keepers: dict[str, int]) -> None:
+        kept = f"{self._prefix}-kept-{day.strftime('%Y.%m.%d')}-{time.time_ns() // 1_000_000}"
+        self._client.indices.create(
+            index=kept,
+            body={
+                "settings": {"index": {"number_of_shards": self._shards, "number_of_replicas": self._replicas}},
+                "mappings": MAPPINGS,
+            },
+        )
+        try:
+            for tenant in keepers:
+                for hits in self._hits(index, tenant, None):
+                    self._bulk(kept, tenant, hits)
+            self._client.indices.refresh(index=kept)
+            for tenant, expected in keepers.items():
+                count = self._client.count(
+                    index=kept, body={"query": {"term": {"tenant": tenant}}}, params={"routing": tenant}
+                )["count"]
+                if count != expected:
+                    raise RetentionError(
+                        f"copying tenant {tenant!r} out of {index} into {kept} gave {count} of {expected} events; "
+                        "the old index stays, the next run tries again"
+                    )
+            # One atomic step: the copy joins the alias as the old index goes.
+            self._client.indices.update_aliases(
+                body={"actions": [{"add": {"index": kept, "alias": self._alias}}, {"remove_index": {"index": index}}]}
+            )
+        except BaseException:
+            self._client.indices.delete(index=kept, ignore=[404])
+            raise
+
+    def _bulk(self, index: str, tenant: str, hits: list[dict[str, Any]]) -> None:
+        lines: list[bytes] = []
+        for hit in hits:
+            source = hit["_source"]
+            action = {"create": {"_index": index, "_id": document_id(tenant, source["id"]), "routing": tenant}}
+            lines.append(orjson.dumps(action))
+            lines.append(orjson.dumps({**source, "fulltext": searchable_text(source)}))
+        answer = self._client.bulk(body=b"\n".join(lines) + b"\n")
+        if answer.get("errors"):
+            # 409: already copied by an earlier, interrupted run; anything else keeps the old index.
+            failed = [
+                item["create"] for item in answer["items"] if item["create"].get("status", 500) not in (200, 201, 409)
+            ]
+            if failed:
+                raise RetentionError(f"copying into {index} failed: {failed[0].get('error')}; the old index stays")

@@ -1,0 +1,103 @@
+"""The retention policy: how long each tenant's events live, and which of them a legal hold protects.
+
+Expiry works in whole UTC days, the same on every store: OpenSearch can only drop whole
+daily indices, and an archive object holds one tenant's day. An event expires once its
+UTC day ended `retention_days` or more days ago, so with 14 days, on 2026-11-27 the days
+up to 2026-11-12 go and 2026-11-13 (exactly 14 days back) is the oldest that stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A legal hold: a tenant's events (all, or those in [since, until)) are kept until released."""
+
+    id: str
+    tenant: str
+    since: datetime | None
+    until: datetime | None
+    reason: str
+    placed_at: datetime
+    placed_by: str
+    released_at: datetime | None = None
+    released_by: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.released_at is None
+
+    def covers_day(self, tenant: str, day: date) -> bool:
+        """Whether any event of `tenant` on `day` may fall under this hold."""
+        if not self.active or tenant != self.tenant:
+            return False
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        end = start + timedelta(days=1)
+        return (self.since is None or self.since < end) and (self.until is None or self.until > start)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "tenant": self.tenant,
+            "since": _iso(self.since),
+            "until": _iso(self.until),
+            "reason": self.reason,
+            "placed_at": _iso(self.placed_at),
+            "placed_by": self.placed_by,
+            "released_at": _iso(self.released_at),
+            "released_by": self.released_by,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Retention days per tenant, the holds in force, and which tenants are archived before expiry."""
+
+    default_days: int
+    tenant_days: Mapping[str, int] = field(default_factory=dict)
+    holds: tuple[Hold, ...] = ()
+    archive_tenants: frozenset[str] = frozenset()
+    archive_all: bool = False
+
+    def days_for(self, tenant: str) -> int:
+        return self.tenant_days.get(tenant, self.default_days)
+
+    def oldest_kept_day(self, tenant: str, today: date) -> date:
+        """The oldest UTC day of `tenant` that is still inside retention."""
+        return today - timedelta(days=self.days_for(tenant))
+
+    def expired(self, tenant: str, day: date, today: date) -> bool:
+        return day < self.oldest_kept_day(tenant, today)
+
+    def held(self, tenant: str, day: date) -> bool:
+        return any(hold.covers_day(tenant, day) for hold in self.holds)
+
+    def archived(self, tenant: str) -> bool:
+        return self.archive_all or tenant in self.archive_tenants
+
+    def due(self, tenant: str, day: date, today: date) -> bool:
+        """The tenant's events of that day must go (after archiving, where archive is on)."""
+        return self.expired(tenant, day, today) and not self.held(tenant, day)
+
+    def longest_days(self, tenants: Iterable[str] = ()) -> int:
+        return max([self.default_days, *self.tenant_days.values(), *(self.days_for(t) for t in tenants)])
+
+
+def utc_day(moment: datetime) -> date:
+    return moment.astimezone(UTC).date()
+
+
+def day_bounds_us(day: date) -> tuple[int, int]:
+    """[start, end) of a UTC day in µs since the epoch, as the stores keep times."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    begin = (start - epoch) // timedelta(microseconds=1)
+    return begin, begin + 86_400_000_000

@@ -1,0 +1,69 @@
+"""/v1/holds and /v1/retention/run on the embedded store: scopes, validation, self-audit."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.app import Service, bearer
+
+
+def test_holds_need_admin_and_valid_ranges(service: Service) -> None:
+    admin = bearer(service.token("ops", "admin"))
+    reader = bearer(service.token("acme", "events:read,events:write"))
+    assert service.client.post("/v1/holds", json={"tenant": "acme", "reason": "x"}, headers=reader).status_code == 403
+    assert service.client.get("/v1/holds", headers=reader).status_code == 403
+    bad = service.client.post(
+        "/v1/holds",
+        json={"tenant": "acme", "reason": "x", "since": "2026-11-02T00:00:00Z", "until": "2026-11-01T00:00:00Z"},
+        headers=admin,
+    )
+    assert bad.status_code == 400
+    assert bad.json()["errors"] == [{"parameter": "since", "message": "must lie before `until`"}]
+    naive = service.client.post(
+        "/v1/holds", json={"tenant": "acme", "reason": "x", "since": "2026-11-02T00:00:00"}, headers=admin
+    )
+    assert naive.status_code == 400  # a time without offset is ambiguous
+    assert naive.json()["errors"][0]["parameter"] == "since"
+    missing = service.client.post("/v1/holds", json={"tenant": "acme"}, headers=admin)
+    assert missing.status_code == 400
+    assert missing.json()["errors"][0]["parameter"] == "reason"
+    assert service.client.delete("/v1/holds/nope", headers=admin).status_code == 404
+
+    placed = service.client.post("/v1/holds", json={"tenant": "acme", "reason": "case 9"}, headers=admin)
+    assert placed.status_code == 201
+    (listed,) = service.client.get("/v1/holds", headers=admin).json()
+    assert listed == placed.json()
+    assert listed["placed_by"]
+    assert listed["released_at"] is None
+    # The hold is an event of the admin's tenant, with the hold as its target.
+    service.settle()
+    events = service.client.get(
+        "/v1/events", params={"q": "action:eventlog.holds.place outcome:success"}, headers=admin
+    ).json()
+    (event,) = events["events"]
+    assert event["target"] == {"type": "hold", "id": listed["id"], "name": "acme"}
+
+
+def test_a_run_while_one_is_in_progress_answers_409(service: Service) -> None:
+    admin = bearer(service.token("ops", "admin"))
+    scheduler = service.client.app.state.retention  # type: ignore[attr-defined]
+    assert (
+        service.client.post("/v1/retention/run", headers=bearer(service.token("x", "events:read"))).status_code == 403
+    )
+
+    async def hold_lock() -> None:
+        await scheduler._running.acquire()
+
+    service.client.portal.call(hold_lock)  # type: ignore[union-attr]
+    try:
+        busy = service.client.post("/v1/retention/run", headers=admin)
+        assert busy.status_code == 409
+        assert "try later" in busy.json()["message"]
+        # A dry run only reads, so it does not wait for the lock.
+        assert service.client.post("/v1/retention/run", params={"dry_run": "true"}, headers=admin).status_code == 200
+    finally:
+        scheduler._running.release()
+    done = service.client.post("/v1/retention/run", headers=admin)
+    assert done.status_code == 200
+    assert done.json()["failures"] == []
+    assert asyncio.iscoroutinefunction(scheduler.run_now)
