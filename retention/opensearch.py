@@ -31,6 +31,43 @@ _PAGE = 1000
 _MAX_TENANTS = 65_535
 
 
+ISM_PLUGIN = "opensearch-index-management"
+
+
+def ism_policy(prefix: str) -> dict[str, Any]:
+    """Merge a daily index down to one segment once its day is two days past; no delete state.
+
+    Deleting stays with the service's own job: only it knows legal holds and whether a
+    tenant's day is archived, and an ISM delete would ignore both.
+    """
+    return {
+        "policy": {
+            "description": "eventlog: force-merge daily event indices after their day; retention deletes them",
+            "default_state": "hot",
+            "states": [
+                {
+                    "name": "hot",
+                    "actions": [],
+                    "transitions": [{"state_name": "warm", "conditions": {"min_index_age": "2d"}}],
+                },
+                {"name": "warm", "actions": [{"force_merge": {"max_num_segments": 1}}], "transitions": []},
+            ],
+            "ism_template": [{"index_patterns": [f"{prefix}-events-*"], "priority": 100}],
+        }
+    }
+
+
+def install_ism_policy(client: OpenSearch, prefix: str) -> bool:
+    """Install the policy where the ISM plugin runs; answers whether it did (the test node has no ISM)."""
+    plugins = client.cat.plugins(params={"format": "json", "h": "component"})
+    if not any(row.get("component") == ISM_PLUGIN for row in plugins):
+        return False
+    client.transport.perform_request(
+        "PUT", f"/_plugins/_ism/policies/{prefix}-events", body=ism_policy(prefix), params={"ignore": "409"}
+    )
+    return True
+
+
 class RetentionError(RuntimeError):
     """A store refused a retention step; nothing of that step was deleted."""
 
@@ -49,6 +86,8 @@ class OpenSearchExpiry:
         self._alias = alias(prefix)
         self._shards = shards
         self._replicas = replicas
+        self._ism_checked = False
+        self.ism_installed = False
         self._day_index = re.compile(rf"^{re.escape(prefix)}-(?:events|kept)-(\d{{4}})\.(\d{{2}})\.(\d{{2}})(?:-\d+)?$")
 
     def _indices(self) -> dict[str, date]:
@@ -70,6 +109,9 @@ class OpenSearchExpiry:
         return {b["key"]: int(b["doc_count"]) for b in answer["aggregations"]["tenants"]["buckets"]}
 
     def _inventory(self) -> list[TenantDay]:
+        if not self._ism_checked:
+            self.ism_installed = install_ism_policy(self._client, self._prefix)
+            self._ism_checked = True
         items: list[TenantDay] = []
         for index, day in sorted(self._indices().items()):
             items.extend(TenantDay(t, day, n, index) for t, n in sorted(self._tenants(index).items()))

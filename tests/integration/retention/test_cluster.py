@@ -11,6 +11,7 @@ from opensearchpy import OpenSearch
 
 from retention.holds import HoldNotFound, OpenSearchHoldStore
 from retention.lock import OpenSearchLock
+from retention.opensearch import install_ism_policy, ism_policy
 from search.opensearch.client import build_client
 from tests.app import make_settings
 
@@ -48,3 +49,13 @@ def test_holds_are_shared_and_released(opensearch_url: str, index_prefix: str) -
     assert not node_a.list()[0].active
     with pytest.raises(HoldNotFound):
         node_a.release("nope", released_by="tok")
+
+
+def test_no_ism_policy_without_the_plugin_and_no_delete_state_in_it(opensearch_url: str, index_prefix: str) -> None:
+    client = _client(opensearch_url)
+    assert not install_ism_policy(client, index_prefix)  # the integ-test distribution has no ISM plugin
+    assert client.transport.perform_request("GET", "/_cat/plugins", params={"format": "json"}) == []
+    policy = ism_policy(index_prefix)["policy"]
+    assert policy["ism_template"][0]["index_patterns"] == [f"{index_prefix}-events-*"]
+    actions = [next(iter(a)) for state in policy["states"] for a in state["actions"]]
+    assert actions == ["force_merge"]  # deletion stays with the service: it knows holds and archives
