@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-import uuid_utils
 from fastapi import APIRouter, Depends, Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from eventlog.append import append_or_503, prepare, validation_context
 from eventlog.auth import Principal
-from eventlog.canonical import canonical_json
 from eventlog.context import Context
 from eventlog.dependencies import context, principal
 from eventlog.errors import ApiError, json_pointer
-from eventlog.journal import JournalClosed, Prepared
-from eventlog.model import EventIn, Receipts, to_document
+from eventlog.model import EventIn, Receipts
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["ingest"])
@@ -130,12 +127,7 @@ def _validate(
     try:
         return _EVENTS.validate_python(
             items,
-            context={
-                "now": now,
-                "retention_days": settings.retention_days_for(tenant),
-                "max_future_seconds": settings.max_future_seconds,
-                "max_details_depth": settings.max_details_depth,
-            },
+            context=validation_context(settings, tenant, now),
         )
     except ValidationError as exc:
         errors = []
@@ -182,21 +174,8 @@ async def post_events(
         metrics.events_rejected.labels(exc.code).inc()
         raise
 
-    prepared = []
-    for event in events:
-        event_id = event.id or str(uuid_utils.uuid7())
-        document = to_document(event, event_id=event_id, tenant=caller.tenant, received_at=now)
-        prepared.append(Prepared(event_id, document, canonical_json(document), event.id is not None))
-    try:
-        appended = await ctx.journal.append(caller.tenant, prepared)
-    except (JournalClosed, sqlite3.Error) as exc:
-        log.error("journal append failed", extra={"error": str(exc)})
-        raise ApiError(
-            503,
-            "journal_unavailable",
-            "the journal could not commit; nothing was stored, retry",
-            headers={"Retry-After": "1"},
-        ) from None
+    prepared = [prepare(event, tenant=caller.tenant, received_at=now) for event in events]
+    appended = await append_or_503(ctx.journal, caller.tenant, prepared)
 
     created = sum(1 for a in appended if not a.duplicate)
     if created:

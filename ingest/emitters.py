@@ -36,9 +36,9 @@ import orjson
 import uuid_utils
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from eventlog.canonical import canonical_json
+from eventlog.append import prepare
 from eventlog.journal import Journal, Prepared
-from eventlog.model import EventIn, to_document
+from eventlog.model import EventIn
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +97,7 @@ class JournalEmitter:
         owner = tenant or self._tenant
         if owner is None:
             raise ValueError("JournalEmitter needs a tenant: give one to emit() or to the emitter")
-        event_id = event.id or str(uuid_utils.uuid7())
-        document = to_document(
-            event, event_id=event_id, tenant=owner, received_at=datetime.now(UTC), source=self._source
-        )
-        prepared = Prepared(event_id, document, canonical_json(document), client_id=event.id is not None)
+        prepared = prepare(event, tenant=owner, received_at=datetime.now(UTC), source=self._source)
         task = asyncio.create_task(self._append(owner, prepared), name="audit-append")
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
-import uuid_utils
-
-from eventlog.canonical import canonical_json
-from eventlog.journal import Journal, Prepared
-from eventlog.model import EventIn, Target, to_document
+from eventlog.append import prepare
+from eventlog.journal import Journal
+from eventlog.model import EventIn, Target
 from retention.journal import JournalExpiry, expire_journal
 from retention.policy import Policy, utc_day
 from retention.store import ExpiringStore, TenantDay
@@ -217,11 +215,9 @@ class Retention:
 
     async def _append(self, tenant: str, event: EventIn) -> None:
         assert self._journal is not None
-        event_id = str(uuid_utils.uuid7())
-        document = to_document(
-            event, event_id=event_id, tenant=tenant, received_at=datetime.now(UTC), source="eventlog"
+        await self._journal.append(
+            tenant, [prepare(event, tenant=tenant, received_at=datetime.now(UTC), source="eventlog")]
         )
-        await self._journal.append(tenant, [Prepared(event_id, document, canonical_json(document), client_id=False)])
 
 
 def _blocking(pages: AsyncIterator[Sequence[bytes]], loop: asyncio.AbstractEventLoop) -> Iterator[bytes]:

@@ -60,6 +60,8 @@ class Scheduler:
 
     async def run_forever(self) -> None:
         while True:
+            # Checking after a pause keeps start-up light (and a crash loop from running retention each time).
+            await asyncio.sleep(self._check)
             try:
                 last = await asyncio.to_thread(self._lock.last_completed)
                 if last is None or time.time() - last >= self._interval:
@@ -69,7 +71,6 @@ class Scheduler:
             except Exception as exc:  # noqa: BLE001 - logged, counted in /readyz, tried again at the next check
                 self.last_error = str(exc)[:500]
                 log.error("retention run failed; will retry", extra={"error": self.last_error})
-            await asyncio.sleep(self._check)
 
     def status(self) -> dict[str, Any]:
         return {

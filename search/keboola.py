@@ -17,27 +17,25 @@ import inspect
 import ipaddress
 import logging
 import re
-import sqlite3
 import urllib.parse
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-import uuid_utils
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from eventlog.append import append_or_503, prepare, validation_context
 from eventlog.auth import AuthError, Principal
-from eventlog.canonical import MAX_SAFE_INT, canonical_json
+from eventlog.canonical import MAX_SAFE_INT
 from eventlog.context import Context
 from eventlog.dependencies import client_ip, context, principal
 from eventlog.errors import ApiError, json_pointer
-from eventlog.journal import JournalClosed, Prepared
-from eventlog.model import EventIn, parse_time, to_document
+from eventlog.model import EventIn, parse_time
 from search.api import QParam, _parse, backend
 from search.backend import EventQuery, Position, Scope, SearchBackend, all_of
 from search.query import And, Exists, Node, Not, Or, Range, Term
@@ -330,7 +328,9 @@ _POINTERS = {
 }
 
 
-def to_event_in(fields: Mapping[str, Any], *, actor: dict[str, Any], ctx: Context, now: datetime) -> EventIn:
+def to_event_in(
+    fields: Mapping[str, Any], *, actor: dict[str, Any], ctx: Context, tenant: str, now: datetime
+) -> EventIn:
     """A Keboola event body as an eventlog event; raises ApiError 422 with a pointer into the body."""
     for key, why in _SERVER_FIELDS.items():
         if key in fields:
@@ -379,12 +379,7 @@ def to_event_in(fields: Mapping[str, Any], *, actor: dict[str, Any], ctx: Contex
     try:
         return EventIn.model_validate(
             data,
-            context={
-                "now": now,
-                "retention_days": ctx.settings.retention_days,
-                "max_future_seconds": ctx.settings.max_future_seconds,
-                "max_details_depth": ctx.settings.max_details_depth,
-            },
+            context=validation_context(ctx.settings, tenant, now),
         )
     except ValidationError as exc:
         errors = []
@@ -419,26 +414,17 @@ async def create_event(
     now = datetime.now(UTC)
     try:
         fields = await _fields(request, ctx.settings.max_request_bytes)
-        event = to_event_in(fields, actor=_actor(request, caller, ctx), ctx=ctx, now=now)
+        event = to_event_in(fields, actor=_actor(request, caller, ctx), ctx=ctx, tenant=caller.tenant, now=now)
     except ApiError as exc:
         ctx.metrics.events_rejected.labels(exc.code).inc()
         raise
-    event_id = str(uuid_utils.uuid7())
-    document = to_document(event, event_id=event_id, tenant=caller.tenant, received_at=now)
-    try:
-        appended = await ctx.journal.append(
-            caller.tenant, [Prepared(event_id, document, canonical_json(document), client_id=False)]
-        )
-    except (JournalClosed, sqlite3.Error) as exc:
-        log.error("journal append failed", extra={"error": str(exc)})
-        raise ApiError(
-            503,
-            "journal_unavailable",
-            "the journal could not commit; nothing was stored, retry",
-            headers={"Retry-After": "1"},
-        ) from None
+    prepared = prepare(event, tenant=caller.tenant, received_at=now)
+    appended = await append_or_503(ctx.journal, caller.tenant, [prepared])
     ctx.metrics.events_accepted.labels("api").inc()
-    stored = {**document, "chain": {"stream": ctx.journal.stream, "seq": appended[0].seq, "hash": appended[0].hash}}
+    stored = {
+        **prepared.body,
+        "chain": {"stream": ctx.journal.stream, "seq": appended[0].seq, "hash": appended[0].hash},
+    }
     return _json(to_keboola(stored), status=201)
 
 
