@@ -87,11 +87,12 @@ class Retention:
         self._operator = operator_tenant
         self._clock = clock
 
-    async def run(self, *, dry_run: bool = False) -> Report:
+    async def run(self, *, dry_run: bool = False, shared: bool = True) -> Report:
+        """`shared=False` expires only this node's journal: the search store is the lock holder's job."""
         policy = await asyncio.to_thread(self._policy)
         today = utc_day(self._clock())
         report = Report(today=today, dry_run=dry_run)
-        inventory = await self._store.inventory()
+        inventory = await self._store.inventory() if shared else []
         due = [t for t in inventory if policy.due(t.tenant, t.day, today)]
         report.held = [t for t in inventory if policy.expired(t.tenant, t.day, today) and policy.held(t.tenant, t.day)]
         removable = await self._archive_first(policy, due, report, dry_run=dry_run)

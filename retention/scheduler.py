@@ -35,6 +35,7 @@ class Scheduler:
         self.last_error: str | None = None
         self.last_finished_at: float | None = None
         self._running = asyncio.Lock()
+        self._local_done_at: float | None = None
 
     async def run_now(self, *, dry_run: bool = False) -> Report | None:
         """Run unless another node (or this one) is running; None when the lock is taken."""
@@ -64,8 +65,12 @@ class Scheduler:
             await asyncio.sleep(self._check)
             try:
                 last = await asyncio.to_thread(self._lock.last_completed)
-                if last is None or time.time() - last >= self._interval:
-                    await self.run_now()
+                if (last is None or time.time() - last >= self._interval) and await self.run_now() is not None:
+                    self._local_done_at = time.time()
+                elif self._local_done_at is None or time.time() - self._local_done_at >= self._interval:
+                    # Another node expires the shared store; this node's journal is still its own to expire.
+                    await self._retention.run(shared=False)
+                    self._local_done_at = time.time()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - logged, counted in /readyz, tried again at the next check

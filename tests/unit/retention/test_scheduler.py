@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from eventlog.canonical import canonical_json
+from eventlog.journal import Journal, Prepared
 from retention.embedded import EmbeddedExpiry
 from retention.lock import SqliteLock
 from retention.policy import Policy
@@ -50,3 +52,37 @@ async def test_runs_once_per_interval_and_only_where_the_lock_is_free(tmp_path: 
     assert await node_b.run_now() is None  # another node holds the lock
     lock.release("someone-else", completed=False)
     assert await node_b.run_now() is not None
+
+
+async def test_a_node_without_the_lock_still_expires_its_own_journal(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.db", stream="node-b")
+    journal.open()
+    try:
+        for i, at in enumerate(["2020-01-01T00:00:00.000000Z"] * 3 + ["2999-01-01T00:00:00.000000Z"]):
+            body = {"id": f"e{i}", "tenant": "t", "time": at}
+            await journal.append("t", [Prepared(f"e{i}", body, canonical_json(body), False)])
+        await journal.call(lambda c: c.execute("INSERT INTO sink_cursors VALUES ('opensearch', 4, 0)"))
+        retention = Retention(
+            store=EmbeddedExpiry(tmp_path / "search.db"),
+            policy=lambda: Policy(default_days=14),
+            archive=None,
+            journal=journal,
+            sinks=["opensearch"],
+            operator_tenant="ops",
+        )
+        lock = SqliteLock(tmp_path / "retention.db")
+        assert lock.acquire("node-a", 3600)  # node A holds the cluster's lock for the whole test
+        scheduler = Scheduler(retention, lock, interval_seconds=3600, check_seconds=0.02)
+        task = asyncio.create_task(scheduler.run_forever())
+        try:
+            for _ in range(200):
+                if journal.read_after(0, 10)[0].seq == 4:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+        # The three old, delivered events went; the newest of the seeded ones stays (the chain head then).
+        assert journal.read_after(0, 10)[0].id == "e3"
+        assert lock.last_completed() is None  # the shared run was never this node's
+    finally:
+        journal.close()
