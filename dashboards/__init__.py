@@ -1,0 +1,1 @@
+"""The web UI (ui/) and the OpenSearch Dashboards saved objects (opensearch/), shipped as package data."""
