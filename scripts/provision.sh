@@ -16,9 +16,10 @@ for tool in unzip curl java mvn runuser; do
         *) need_apt+=("$tool") ;;
     esac
 done
-# The syslog receivers of the `syslog` tests: rsyslog with its TLS driver (GnuTLS).
+# The syslog receivers of the `syslog` tests: rsyslog with its TLS driver (GnuTLS); and the headless
+# Chromium of the `browser` tests (Playwright drives /usr/bin/chromium: `playwright install` cannot download here).
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in rsyslog rsyslog-gnutls; do
+for pkg in rsyslog rsyslog-gnutls chromium; do
     installed "$pkg" || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

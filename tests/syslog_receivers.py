@@ -11,6 +11,10 @@ reads them back in one shape for both:
     sd ({sd-id: {name: value}}, values unescaped by the receiver),
     msg (str, without the BOM), bom (whether the receiver kept a BOM in msg).
 
+rsyslog's receiving part (parse, JSON template, output file) is deploy/rsyslog/eventlog.conf,
+the file docker-compose.yml mounts into its rsyslog container; the configuration written here
+adds only the work directory and the loopback inputs around it.
+
 rsyslog comes from `apt-get install rsyslog rsyslog-gnutls`. syslog-ng-core
 conflicts with rsyslog in Debian (both provide system-log-daemon), so when no
 `syslog-ng` is installed the tests run the binary from the package unpacked
@@ -56,6 +60,10 @@ SYSLOG_NG_HINT = (
     "with rsyslog), or `apt-get install syslog-ng-core` on a machine without rsyslog."
 )
 START_TIMEOUT_S = 20.0
+# The receiving part of rsyslog's configuration (parse, template, output file) is the file
+# docker-compose.yml mounts into its rsyslog container; the output file comes from this variable.
+RSYSLOG_SHARED_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "rsyslog" / "eventlog.conf"
+RSYSLOG_OUTPUT_VARIABLE = "RSYSLOG_RECEIVED_FILE"
 STOP_TIMEOUT_S = 20.0
 MAX_MESSAGE_BYTES = 262_144
 
@@ -192,41 +200,20 @@ def _free_ports() -> tuple[int, int, int]:
 
 
 def _rsyslog_config(work: Path, ports: tuple[int, int, int], cert: Path, key: Path, ca: Path) -> str:
+    """Inputs on loopback (plain TCP, TLS, UDP) around the receiving part docker-compose.yml mounts too."""
     tcp, tls, udp = ports
-    fields = [
-        ("pri", "pri"),
-        ("facility", "syslogfacility"),
-        ("severity", "syslogseverity"),
-        ("hostname", "hostname"),
-        ("app_name", "app-name"),
-        ("procid", "procid"),
-        ("msgid", "msgid"),
-        ("structured_data", "structured-data"),
-        ("sd", "$!rfc5424-sd"),
-        ("msg", "msg"),
-    ]
-    properties = "\n".join(f'  property(outname="{out}" name="{name}" format="jsonf")' for out, name in fields)
     tls_driver = (
         f'streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon" '
         f'streamDriver.CAFile="{ca}" streamDriver.CertFile="{cert}" streamDriver.KeyFile="{key}"'
     )
     return f"""
-global(workDirectory="{work}" maxMessageSize="{MAX_MESSAGE_BYTES}"
-       parser.escapeControlCharactersOnReceive="off")
+global(workDirectory="{work}")
+include(file="{RSYSLOG_SHARED_CONFIG}")
 module(load="imtcp" maxSessions="200")
 module(load="imudp")
-module(load="mmpstrucdata")
 input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="received" maxFrameSize="{MAX_MESSAGE_BYTES}")
 input(type="imtcp" address="127.0.0.1" port="{tls}" ruleset="received" maxFrameSize="{MAX_MESSAGE_BYTES}" {tls_driver})
 input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="received")
-template(name="received_json" type="list" option.jsonf="on") {{
-  property(outname="timestamp" name="timereported" dateFormat="rfc3339" format="jsonf")
-{properties}
-}}
-ruleset(name="received") {{
-  action(type="mmpstrucdata" sd_name.lowercase="off")
-  action(type="omfile" file="{work / "received.json"}" template="received_json")
-}}
 """
 
 
@@ -420,6 +407,7 @@ def start_receiver(
             config.write_text(_rsyslog_config(work, ports, cert, key, tls.ca_cert))
             command = [_rsyslog_binary(), "-n", "-f", str(config), "-i", str(work / "rsyslog.pid")]
             env = dict(os.environ)
+            env[RSYSLOG_OUTPUT_VARIABLE] = str(work / "received.json")
         else:
             config.write_text(_syslog_ng_config(work, ports, cert, key))
             prefix, env = _syslog_ng_command()
