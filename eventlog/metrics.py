@@ -71,6 +71,30 @@ class Metrics:
         self.cloudtrail_poll_errors = Counter(
             "eventlog_cloudtrail_poll_errors", "CloudTrail poll runs that failed (retried).", registry=self.registry
         )
+        self.cloudtrail_digests = Counter(
+            "eventlog_cloudtrail_digests", "CloudTrail digest files whose signature verified.", registry=self.registry
+        )
+        self.cloudtrail_validated_files = Counter(
+            "eventlog_cloudtrail_validated_files",
+            "CloudTrail log files whose hash matched their digest file.",
+            registry=self.registry,
+        )
+        self.cloudtrail_unvalidated_files = Counter(
+            "eventlog_cloudtrail_unvalidated_files",
+            "CloudTrail log files imported before any digest file listed them.",
+            registry=self.registry,
+        )
+        self.cloudtrail_awaiting_digest_files = Gauge(
+            "eventlog_cloudtrail_awaiting_digest_files",
+            "CloudTrail log files held back at the last poll until a digest file lists them.",
+            registry=self.registry,
+        )
+        self.cloudtrail_integrity_failures = Counter(
+            "eventlog_cloudtrail_integrity_failures",
+            "CloudTrail integrity failures: log_hash, log_missing, digest_format, digest_signature, digest_chain.",
+            ["kind"],
+            registry=self.registry,
+        )
 
     def observe_commit(self, seconds: float, events: int) -> None:
         self.journal_commit_seconds.observe(seconds)

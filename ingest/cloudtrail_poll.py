@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,10 +22,14 @@ from eventlog.journal import Appended, Journal, Prepared
 from eventlog.metrics import Metrics
 from eventlog.settings import Settings
 from ingest.cloudtrail import CheckpointStore, ImportStats, Limits, import_cloudtrail
+from ingest.cloudtrail_digest import load_public_keys
 
 __all__ = ["CloudTrailPoller", "limits_of"]
 
 log = logging.getLogger(__name__)
+
+# Integrity failures /readyz shows, newest last; the counters in /metrics count them all.
+RECENT_FAILURES = 20
 
 
 def limits_of(settings: Settings) -> Limits:
@@ -33,6 +38,7 @@ def limits_of(settings: Settings) -> Limits:
         max_future_seconds=settings.max_future_seconds,
         max_details_depth=settings.max_details_depth,
         max_event_bytes=settings.max_event_bytes,
+        tenant_retention_days=settings.retention_tenant_days,
     )
 
 
@@ -57,7 +63,11 @@ class CloudTrailPoller:
         self._journal = journal
         self._metrics = metrics
         self._limits = limits_of(settings)
+        # Read at start, so a key that cannot be read stops the service with its fingerprint named.
+        self._public_keys = load_public_keys(settings.cloudtrail_digest_public_keys) or None
         self._s3: Any = None
+        self._failures: Counter[str] = Counter()
+        self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT_FAILURES)
         self.runs = 0
         self.last: _LastRun | None = None
         self._stopping = False
@@ -78,6 +88,13 @@ class CloudTrailPoller:
             "last_run_seconds": round(last.seconds, 3) if last else None,
             "last_summary": last.summary if last else None,
             "last_error": last.error if last else None,
+            "integrity": {
+                "validation": self._public_keys is not None,
+                "require_digest": self._settings.cloudtrail_require_digest,
+                "state": "failures" if self._failures else "ok",
+                "failures": dict(sorted(self._failures.items())),
+                "recent_failures": list(self._recent),
+            },
         }
 
     async def run_forever(self) -> None:
@@ -119,6 +136,20 @@ class CloudTrailPoller:
             m.cloudtrail_skipped.labels(reason).inc(count)
         if stats.imported:
             m.events_accepted.labels("cloudtrail").inc(stats.imported)
+        if stats.validation:
+            m.cloudtrail_digests.inc(stats.digests)
+            m.cloudtrail_validated_files.inc(stats.validated)
+            m.cloudtrail_unvalidated_files.inc(stats.unvalidated)
+            m.cloudtrail_awaiting_digest_files.set(stats.awaiting_digest)
+        at = datetime.now(UTC).isoformat()
+        for failure in stats.integrity:
+            m.cloudtrail_integrity_failures.labels(failure.kind).inc()
+            self._failures[failure.kind] += 1
+            self._recent.append({"at": at, **failure.as_dict()})
+            log.error(
+                "cloudtrail integrity failure",
+                extra={"bucket": self.bucket, "prefix": self.prefix, **failure.as_dict()},
+            )
 
     async def _append(self, tenant: str, items: list[Prepared]) -> list[Appended]:
         if self._stopping:
@@ -140,6 +171,8 @@ class CloudTrailPoller:
                     checkpoints=checkpoints,
                     tenants=self._settings.cloudtrail_account_tenants,
                     limits=self._limits,
+                    public_keys=self._public_keys,
+                    require_digest=self._settings.cloudtrail_require_digest,
                     progress=lambda line: log.debug(line),
                 )
             )

@@ -7,9 +7,12 @@ test_data/jsonl/aws_cloudtrail.jsonl, aws/aws-cloudtrail-processing-library src/
 
 from __future__ import annotations
 
+import copy
 import gzip
+import hashlib
 import io
 import json
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,17 +20,22 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from eventlog.model import MAX_DETAILS_STRING, EventIn, _depth
+from eventlog.canonical import canonical_json
+from eventlog.model import MAX_DETAILS_STRING, EventIn, _depth, to_document
 from ingest.cloudtrail import (
     NAMESPACE,
     TRUNCATED,
     Limits,
+    LogFile,
     MalformedFile,
     SkipRecord,
     event_id,
     iter_records,
     map_record,
+    prepare,
     to_event,
 )
 
@@ -279,3 +287,152 @@ def test_iter_records_streams_a_log_file() -> None:
 def test_iter_records_refuses_malformed_files(body: io.BytesIO, problem: str) -> None:
     with pytest.raises(MalformedFile, match=problem):
         list(iter_records(body))
+
+
+# -- prepare: the import's fast path builds what EventIn and to_document would ------------------------------------
+
+NOW = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+
+
+def _in_window(record: dict[str, Any]) -> dict[str, Any]:
+    return {**record, "eventTime": "2026-11-27T15:00:00.123Z"}
+
+
+def _assert_prepared_like_the_reference(record: dict[str, Any], limits: Limits | None = None) -> None:
+    """prepare's journal item equals what to_event, to_document and canonical_json make of the same record."""
+    limits = limits or Limits()
+    refused: SkipRecord | None = None
+    try:
+        event = to_event(copy.deepcopy(record), limits=limits, now=NOW)
+    except SkipRecord as exc:
+        refused = exc
+    if refused is not None:
+        with pytest.raises(SkipRecord) as skipped:
+            prepare(copy.deepcopy(record), tenant="acme", limits=limits, received_at=NOW)
+        assert skipped.value.reason == refused.reason
+        return
+    assert event.id is not None
+    document = to_document(event, event_id=event.id, tenant="acme", received_at=NOW)
+    item = prepare(copy.deepcopy(record), tenant="acme", limits=limits, received_at=NOW)
+    assert item.id == event.id
+    assert item.client_id
+    assert item.canonical == canonical_json(document)
+    # what the journal stores: orjson of the body (a Fragment of details is written as it is)
+    assert orjson.loads(orjson.dumps(item.body)) == orjson.loads(orjson.dumps(document))
+
+
+def test_prepare_equals_the_validated_path_on_real_records() -> None:
+    for record in _all_records():
+        _assert_prepared_like_the_reference(_in_window(record))
+    _assert_prepared_like_the_reference(_all_records()[0])  # too old
+    _assert_prepared_like_the_reference({**_all_records()[0], "eventTime": "2026-11-27T16:10:00Z"})  # future
+
+
+def test_prepare_equals_the_validated_path_on_generated_records() -> None:
+    from bench.cloudtrail import make_record
+
+    rng = random.Random(3)
+    for index in range(300):
+        record = make_record(rng, "111111111111", "eu-west-1", NOW - timedelta(minutes=index))
+        _assert_prepared_like_the_reference(record)
+
+
+_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20)
+    | st.text(min_size=4090, max_size=4200, alphabet="ab\n\u00e9")
+)
+_json = st.recursive(
+    _leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=25,
+)
+_identity = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.text(max_size=300),
+        "principalId": st.text(max_size=300),
+        "arn": st.text(max_size=300),
+        "userName": st.text(max_size=600),
+        "invokedBy": _json,
+        "sessionContext": _json,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    identity=_identity | _json,
+    extra=st.dictionaries(st.sampled_from(["requestParameters", "responseElements", "resources", "x\u00e9"]), _json),
+    ip=st.sampled_from(["10.1.2.3", "010.1.2.3", "2001:DB8::1", "s3.amazonaws.com", "1.2.3.4\n"]) | st.text(max_size=8),
+    name=st.text(max_size=300),
+    agent=st.text(max_size=1100) | st.none(),
+)
+def test_prepare_equals_the_validated_path_on_odd_records(
+    identity: Any, extra: dict[str, Any], ip: str, name: str, agent: str | None
+) -> None:
+    record = {
+        "eventTime": "2026-11-27T15:00:00Z",
+        "eventID": "e1",
+        "eventSource": "iam.amazonaws.com",
+        "eventName": name,
+        "userIdentity": identity,
+        "sourceIPAddress": ip,
+        "userAgent": agent,
+        "requestID": name,
+        **extra,
+    }
+    _assert_prepared_like_the_reference(record, Limits(max_event_bytes=16_384))
+
+
+# -- reading: the C parser, the Python one for what it cannot hold, the hash of the content -----------------------
+
+
+def _content(records: list[dict[str, Any]]) -> bytes:
+    return json.dumps({"Records": records}).encode()  # orjson refuses integers beyond 64 bits
+
+
+def test_a_number_the_c_parser_refuses_restarts_the_file_with_the_python_one() -> None:
+    records: list[dict[str, Any]] = [{"eventID": str(i), "n": i, "f": i + 0.5} for i in range(3000)]
+    records[2500]["n"] = 2**80  # beyond 64 bits: yajl2_c stops there
+    body = gzip.compress(_content(records))
+    opened: list[int] = []
+
+    def open_body() -> io.BytesIO:
+        opened.append(1)
+        return io.BytesIO(body)
+
+    log = LogFile(open_body)
+    assert list(iter_records(log)) == records  # each record once, in order
+    assert len(opened) == 2
+    assert log.sha256() == hashlib.sha256(_content(records)).hexdigest()
+    # A double beyond range is no number either parser takes: the file is reported, as before.
+    with pytest.raises(MalformedFile, match="JSON"):
+        list(iter_records(io.BytesIO(gzip.compress(b'{"Records": [{"a": 1}, {"f": 1.5e400}]}'))))
+
+
+def test_records_in_another_key_order_and_several_gzip_members() -> None:
+    content = b'{"other": {"Records": [1]}, "Records": [{"a": 1}, {"b": 2}]}'
+    body = gzip.compress(content[:20]) + gzip.compress(content[20:])
+    log = LogFile.of(io.BytesIO(body))
+    assert list(iter_records(log)) == [{"a": 1}, {"b": 2}]
+    assert log.sha256() == hashlib.sha256(content).hexdigest()
+
+
+def test_the_hash_of_a_file_that_is_not_gzip_is_none() -> None:
+    log = LogFile.of(io.BytesIO(b"not gzip"))
+    with pytest.raises(MalformedFile, match="gzip"):
+        list(iter_records(log))
+    assert log.sha256() is None
+
+
+def test_a_tenants_own_retention_decides_what_is_too_old() -> None:
+    record = {**_all_records()[0], "eventTime": "2026-11-07T15:00:00Z"}  # 20 days before NOW
+    limits = Limits(retention_days=14, tenant_retention_days={"keeps-long": 90})
+    assert prepare(copy.deepcopy(record), tenant="keeps-long", limits=limits, received_at=NOW).id
+    with pytest.raises(SkipRecord) as skipped:
+        prepare(copy.deepcopy(record), tenant="acme", limits=limits, received_at=NOW)
+    assert skipped.value.reason == "too_old"
