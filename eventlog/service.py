@@ -6,7 +6,10 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,10 +30,21 @@ from eventlog.sink import Sink
 from eventlog.sinks.syslog import SyslogSink
 from eventlog.token_api import router as token_router
 from eventlog.tokens import TokenStore
+from eventlog.ui import mount_ui
 from ingest.api import router as ingest_router
 from ingest.cloudtrail_poll import CloudTrailPoller
 from ingest.emitters import JournalEmitter
 from ingest.middleware import AuditMiddleware, Call
+from retention.api import router as retention_router
+from retention.archive import Archive
+from retention.embedded import EmbeddedExpiry
+from retention.holds import HoldStore, OpenSearchHoldStore, SqliteHoldStore
+from retention.lock import Lock, OpenSearchLock, SqliteLock
+from retention.opensearch import OpenSearchExpiry
+from retention.policy import Policy
+from retention.run import Retention
+from retention.scheduler import Scheduler
+from retention.store import ExpiringStore
 from search.api import router as search_router
 from search.backend import SearchBackend
 from search.keboola import router as keboola_router
@@ -46,7 +60,7 @@ def stream_name(settings: Settings) -> str:
     return settings.stream or socket.gethostname()[:64] or "node"
 
 
-def _search_store(settings: Settings) -> tuple[SearchBackend, Sink]:
+def search_store(settings: Settings) -> tuple[SearchBackend, Sink]:
     """OpenSearch when a URL is configured, else the embedded SQLite store."""
     if settings.opensearch_url is None:
         store = SqliteStore(settings.search_path)
@@ -61,6 +75,53 @@ def _search_store(settings: Settings) -> tuple[SearchBackend, Sink]:
         replicas=settings.opensearch_replicas,
     )
     return OpenSearchBackend(client, prefix), sink
+
+
+def retention_parts(
+    settings: Settings, journal: Journal | None, sinks: Sequence[str], clock: Callable[[], datetime] | None = None
+) -> tuple[Retention, HoldStore, Lock]:
+    """Retention over the configured store, with its holds and lock (shared by the service and the CLI)."""
+    expiry: ExpiringStore
+    holds: HoldStore
+    lock: Lock
+    if settings.opensearch_url is None:
+        expiry = EmbeddedExpiry(settings.search_path)
+        holds = SqliteHoldStore(settings.holds_path)
+        lock = SqliteLock(settings.retention_path)
+    else:
+        client = build_client(settings)
+        prefix = settings.opensearch_index_prefix
+        expiry = OpenSearchExpiry(
+            client, prefix, shards=settings.opensearch_shards, replicas=settings.opensearch_replicas
+        )
+        holds = OpenSearchHoldStore(client, prefix)
+        lock = OpenSearchLock(client, prefix)
+    archive = None
+    if settings.archive_bucket is not None:
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=settings.archive_endpoint_url)
+        archive = Archive(s3, settings.archive_bucket, settings.archive_prefix)
+
+    def policy() -> Policy:
+        return Policy(
+            default_days=settings.retention_days,
+            tenant_days=settings.retention_tenant_days,
+            holds=tuple(holds.list()),
+            archive_tenants=frozenset(settings.archive_tenants),
+            archive_all="*" in settings.archive_tenants,
+        )
+
+    retention = Retention(
+        store=expiry,
+        policy=policy,
+        archive=archive,
+        journal=journal,
+        sinks=sinks,
+        operator_tenant=settings.bootstrap_tenant,
+        **({"clock": clock} if clock is not None else {}),
+    )
+    return retention, holds, lock
 
 
 async def _prune_forever(fanout: FanOut, keep_seconds: float, every_seconds: float = 60.0) -> None:
@@ -100,7 +161,8 @@ def _audit_target(call: Call) -> Target | None:
     return Target(**{k: v for k, v in target.items() if v is not None}) if target else None
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
+    """`clock` is the retention run's notion of now (tests move it forward)."""
     metrics = Metrics()
     journal = Journal(
         settings.journal_path,
@@ -108,7 +170,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_group_events=settings.group_commit_max_events,
         observe_commit=metrics.observe_commit,
     )
-    store, sink = _search_store(settings)
+    store, sink = search_store(settings)
     sinks: list[Sink] = [sink]
     if settings.syslog_url is not None:
         sinks.append(SyslogSink.from_settings(settings, registry=metrics.registry))
@@ -130,6 +192,9 @@ def create_app(settings: Settings) -> FastAPI:
     poller = CloudTrailPoller(settings, journal, metrics) if settings.cloudtrail_bucket is not None else None
     if poller is not None:
         ctx.readiness["cloudtrail"] = poller.status
+    retention, holds, lock = retention_parts(settings, journal, [s.name for s in sinks], clock)
+    scheduler = Scheduler(retention, lock, interval_seconds=settings.retention_interval_hours * 3600)
+    ctx.readiness["retention"] = scheduler.status
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -142,6 +207,8 @@ def create_app(settings: Settings) -> FastAPI:
             background.append(asyncio.create_task(_prune_forever(fanout, keep), name="journal-prune"))
         if poller is not None:
             background.append(asyncio.create_task(poller.run_forever(), name="cloudtrail-poll"))
+        if settings.retention_interval_hours > 0:
+            background.append(asyncio.create_task(scheduler.run_forever(), name="retention"))
         log.info("eventlog started", extra={"data_dir": str(settings.data_dir), "stream": journal.stream})
         try:
             yield
@@ -157,6 +224,7 @@ def create_app(settings: Settings) -> FastAPI:
             await checkpointer.checkpoint()
             journal.close()
             tokens.close()
+            holds.close()
             log.info("eventlog stopped", extra={"last_seq": journal.last_seq})
 
     app = FastAPI(
@@ -168,13 +236,18 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.backend = store
+    app.state.holds = holds
+    app.state.retention = scheduler
     errors.install(app)
     app.include_router(ingest_router)
     app.include_router(search_router)
     app.include_router(keboola_router)
     app.include_router(token_router)
     app.include_router(deadletter_router)
+    app.include_router(retention_router)
     app.include_router(ops_router)
+    # The web UI ships as package data of `dashboards`; on a filesystem install that is a real directory.
+    mount_ui(app, Path(str(files("dashboards") / "ui")))
     app.add_middleware(
         AuditMiddleware,
         emitter=self_audit,

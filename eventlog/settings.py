@@ -56,7 +56,33 @@ class Settings(BaseSettings):
         14,
         ge=1,
         le=3650,
-        description="Events older than this many days are refused at ingest (expiry of stored events comes with retention/).",
+        description="Days events are kept: older ones are refused at ingest, and retention removes every UTC day that ended this many days ago or more from every store.",
+    )
+    retention_tenant_days: dict[str, int] = Field(
+        default_factory=dict,
+        description='Per-tenant retention in days, overriding retention_days, JSON object (e.g. {"acme": 90}).',
+    )
+    retention_interval_hours: float = Field(
+        24.0,
+        ge=0,
+        description="How often the service runs retention, in hours (one node of a cluster does it); 0 turns the in-service run off.",
+    )
+    archive_bucket: str | None = Field(
+        None,
+        description="S3 bucket expiring events are archived to (gzip NDJSON per tenant and day, with a manifest) before they are deleted; unset means no archive.",
+    )
+    archive_prefix: str = Field(
+        "eventlog-archive",
+        pattern=r"^[A-Za-z0-9._-][A-Za-z0-9._/-]{0,200}$",
+        description="Key prefix of the archive objects in the bucket.",
+    )
+    archive_tenants: list[str] = Field(
+        default_factory=list,
+        description='Tenants whose events are archived before they expire, JSON list; ["*"] means every tenant.',
+    )
+    archive_endpoint_url: str | None = Field(
+        None,
+        description="S3 endpoint URL of the archive (an S3-compatible server); default: AWS S3 through boto3's configuration.",
     )
     max_future_seconds: int = Field(
         300, ge=0, description="How far in the future an event's `time` may lie, in seconds."
@@ -194,6 +220,14 @@ class Settings(BaseSettings):
     cloudtrail_poll_interval_seconds: float = Field(
         300.0, gt=0, description="CloudTrail poll: pause between two imports, in seconds."
     )
+    cloudtrail_digest_public_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="CloudTrail digest validation: public key fingerprint -> key, JSON object; the key as `aws cloudtrail list-public-keys` prints it (base64 DER), PEM, or the path of a file holding either. When set, digest files are verified and every log file is checked against them.",
+    )
+    cloudtrail_require_digest: bool = Field(
+        False,
+        description="CloudTrail digest validation: import a log file only once a valid digest file lists it and its hash matches; otherwise a log file no digest lists yet is imported and counted as unvalidated.",
+    )
 
     @property
     def journal_path(self) -> Path:
@@ -206,6 +240,17 @@ class Settings(BaseSettings):
     @property
     def tokens_path(self) -> Path:
         return self.data_dir / "tokens.db"
+
+    def retention_days_for(self, tenant: str) -> int:
+        return self.retention_tenant_days.get(tenant, self.retention_days)
+
+    @property
+    def holds_path(self) -> Path:
+        return self.data_dir / "holds.db"
+
+    @property
+    def retention_path(self) -> Path:
+        return self.data_dir / "retention.db"
 
     @property
     def cloudtrail_path(self) -> Path:
