@@ -61,6 +61,7 @@ def test_retention_run_dry_run_then_real_run(tmp_path: Path, capsys: pytest.Capt
 
     with TestClient(create_app(make_settings(data, retention_interval_hours=0))) as client:
         service = Service(client, make_settings(data))
+        service.settle()  # the events the CLI appended reach the store through the restarted fan-out
         reader = bearer(service.token("acme", "events:read,admin"))
         found = client.get("/v1/events", params={"q": "action:a.*"}, headers=reader).json()["events"]
         assert [e["action"] for e in found] == ["a.c"]
