@@ -1,9 +1,14 @@
-"""Fixtures shared by every test: the in-process app, and real services behind markers."""
+"""Fixtures shared by every test: the in-process app, and real services behind markers.
+
+Each real service (OpenSearch, the S3 server, the syslog receivers) is started once per
+session and handed only to tests that carry its marker; one that cannot be started fails
+those tests with the reason and how to get it, never skips them.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +17,32 @@ from fastapi.testclient import TestClient
 from eventlog.service import create_app
 from tests.app import Service, make_settings
 from tests.opensearch_node import start_opensearch
+from tests.s3_server import start_s3
+from tests.syslog_receivers import (
+    Receiver,
+    ReceiverKind,
+    ReceiverUnavailable,
+    TlsFiles,
+    make_tls_files,
+    start_receiver,
+)
+
+
+def _require_marker(request: pytest.FixtureRequest, marker: str, service: str) -> None:
+    if request.node.get_closest_marker(marker) is None:
+        pytest.fail(f"a test that talks to {service} must be marked @pytest.mark.{marker}", pytrace=False)
+
+
+def _session_service(start: Callable[[], tuple[str, Callable[[], None]]], marker: str) -> Iterator[str]:
+    """Start a service for the session, yield its URL, stop it at the end."""
+    try:
+        url, stop = start()
+    except RuntimeError as exc:
+        pytest.fail(f"no server for the `{marker}` tests: {exc}", pytrace=False)
+    try:
+        yield url
+    finally:
+        stop()
 
 
 @pytest.fixture
@@ -21,24 +52,18 @@ def service(tmp_path: Path) -> Iterator[Service]:
         yield Service(client, settings)
 
 
+# -- OpenSearch, for tests marked `opensearch` ---------------------------------------------------------------------
+
+
 @pytest.fixture(scope="session")
 def _opensearch_node() -> Iterator[str]:
-    """One real OpenSearch node for the whole session; failing to get one fails the tests that need it."""
-    try:
-        url, stop = start_opensearch()
-    except RuntimeError as exc:
-        pytest.fail(f"no OpenSearch for the `opensearch` tests: {exc}", pytrace=False)
-    try:
-        yield url
-    finally:
-        stop()
+    yield from _session_service(start_opensearch, "opensearch")
 
 
 @pytest.fixture
 def opensearch_url(request: pytest.FixtureRequest, _opensearch_node: str) -> str:
     """The node's URL, for tests that carry the `opensearch` marker (and only those)."""
-    if request.node.get_closest_marker("opensearch") is None:
-        pytest.fail("a test that talks to OpenSearch must be marked @pytest.mark.opensearch", pytrace=False)
+    _require_marker(request, "opensearch", "OpenSearch")
     return _opensearch_node
 
 
@@ -62,19 +87,7 @@ def any_service(request: pytest.FixtureRequest, tmp_path: Path, index_prefix: st
         yield Service(client, settings)
 
 
-# -- syslog receivers (rsyslog, syslog-ng) for tests marked `syslog` --------------------------------------------
-# (Imported here, not at the top, so that this section stays one appended block.)
-
-from collections.abc import Callable  # noqa: E402
-
-from tests.syslog_receivers import (  # noqa: E402
-    Receiver,
-    ReceiverKind,
-    ReceiverUnavailable,
-    TlsFiles,
-    make_tls_files,
-    start_receiver,
-)
+# -- syslog receivers (rsyslog, syslog-ng), for tests marked `syslog` ----------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -88,8 +101,7 @@ def start_syslog_receiver(
     request: pytest.FixtureRequest, tmp_path: Path, syslog_tls: TlsFiles
 ) -> Iterator[Callable[..., Receiver]]:
     """Start rsyslog or syslog-ng for a test marked `syslog`, stopped after it; one that cannot start fails the test."""
-    if request.node.get_closest_marker("syslog") is None:
-        pytest.fail("a test that talks to a syslog receiver must be marked @pytest.mark.syslog", pytrace=False)
+    _require_marker(request, "syslog", "a syslog receiver")
     started: list[Receiver] = []
 
     def start(kind: ReceiverKind, *, wrong_host: bool = False) -> Receiver:
@@ -115,29 +127,18 @@ def syslog_receiver(request: pytest.FixtureRequest, start_syslog_receiver: Calla
     return receiver
 
 
-# -- an S3-compatible server (moto's standalone server) for tests marked `s3` ------------------------------------
-
-from tests.s3_server import start_s3  # noqa: E402
+# -- an S3-compatible server (moto's standalone server), for tests marked `s3` -------------------------------------
 
 
 @pytest.fixture(scope="session")
 def _s3_server() -> Iterator[str]:
-    """One S3 server on loopback for the whole session; failing to get one fails the tests that need it."""
-    try:
-        url, stop = start_s3()
-    except RuntimeError as exc:
-        pytest.fail(f"no S3 server for the `s3` tests: {exc}", pytrace=False)
-    try:
-        yield url
-    finally:
-        stop()
+    yield from _session_service(start_s3, "s3")
 
 
 @pytest.fixture
 def s3_endpoint_url(request: pytest.FixtureRequest, _s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The server's endpoint URL, for tests marked `s3`; boto3 gets dummy credentials and a region."""
-    if request.node.get_closest_marker("s3") is None:
-        pytest.fail("a test that talks to the S3 server must be marked @pytest.mark.s3", pytrace=False)
+    _require_marker(request, "s3", "the S3 server")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
