@@ -49,6 +49,7 @@ from typing import Any
 import boto3
 import orjson
 
+from bench.harness import CpuMeter, CpuUse, own_cpu_seconds, process_cpu_seconds
 from eventlog.journal import Journal
 from eventlog.settings import Settings
 from ingest.cloudtrail import CheckpointStore, import_cloudtrail
@@ -176,48 +177,25 @@ def make_files(records: int, per_file: int, seed: int = 7) -> list[tuple[str, by
     return files
 
 
-def _ticks_seconds(ticks: float) -> float:
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_busy() -> float:
-    """CPU seconds every process of the machine has used since boot (from /proc/stat)."""
-    with open("/proc/stat") as stat:
-        fields = [float(f) for f in stat.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-    return _ticks_seconds(sum(fields[:8]) - idle)  # user nice system idle iowait irq softirq steal
-
-
 def _children_cpu() -> float:
     """CPU seconds of this process's child processes still running (the S3 server)."""
-    total = 0.0
-    for task in Path("/proc/self/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += _ticks_seconds(float(fields[11]) + float(fields[12]))  # utime, stime
-    return total
+    return sum(
+        process_cpu_seconds(int(pid))
+        for task in Path("/proc/self/task").iterdir()
+        for pid in (task / "children").read_text().split()
+    )
 
 
-def _cpu_sample() -> tuple[float, float, float]:
-    """(machine busy, this process, its children) CPU seconds."""
-    own = os.times()
-    return _cpu_busy(), own.user + own.system, _children_cpu()
-
-
-async def _import(
-    s3: Any, bucket: str, data_dir: Path, settings: Settings
-) -> tuple[float, dict[str, Any], tuple[float, ...]]:
-    """(seconds, summary, CPU seconds used meanwhile by the machine, this process and the S3 server)."""
+async def _import(s3: Any, bucket: str, data_dir: Path, settings: Settings) -> tuple[float, dict[str, Any], CpuUse]:
+    """(seconds, summary, CPU seconds used meanwhile by this process, the S3 server and the machine)."""
     journal = Journal(data_dir / "journal.db", stream="bench", max_group_events=settings.group_commit_max_events)
     checkpoints = CheckpointStore(data_dir / "cloudtrail.db")
     journal.open()
     gc.collect()
     gc.freeze()
     try:
-        cpu = _cpu_sample()
+        cpu = CpuMeter({"own": own_cpu_seconds, "s3 server": _children_cpu})
+        cpu.start()
         started = time.perf_counter()
         stats = await import_cloudtrail(
             s3,
@@ -229,7 +207,7 @@ async def _import(
             limits=limits_of(settings),
         )
         elapsed = time.perf_counter() - started
-        used = tuple(b - a for a, b in zip(cpu, _cpu_sample(), strict=True))
+        used = cpu.stop()
     finally:
         journal.close()
         checkpoints.close()
@@ -273,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"generated {args.records} records in {len(files)} gzip files ({size / 1e6:.1f} MB compressed), "
             f"uploaded to {endpoint}"
         )
-        elapsed, summary, (busy, own, server) = asyncio.run(_import(s3, bucket, work, settings))
+        elapsed, summary, used = asyncio.run(_import(s3, bucket, work, settings))
         gc.unfreeze()
         stored = _stored(work)
         rate = args.records / elapsed
@@ -284,8 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"time: {elapsed:.2f} s from S3 objects to committed events")
         print(
-            f"cpu meanwhile: this process {own:.2f} s, S3 server {server:.2f} s, other processes "
-            f"{max(busy - own - server, 0.0):.2f} s (of {os.cpu_count()} CPUs x {elapsed:.2f} s)"
+            f"cpu meanwhile: this process {used.seconds['own']:.2f} s, S3 server {used.seconds['s3 server']:.2f} s, "
+            f"other processes {used.other:.2f} s (of {os.cpu_count()} CPUs x {elapsed:.2f} s)"
         )
         print(f"rate: {rate:,.0f} records/s (target >= {TARGET_RECORDS_PER_S:,.0f} records/s): ", end="")
         if stored != args.records or summary["imported"] != args.records:

@@ -28,27 +28,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
 import re
-import resource
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench.harness import (
+    BenchError,
+    CommitStats,
+    CpuMeter,
+    Server,
+    children_cpu_seconds,
+    own_cpu_seconds,
+    percentile,
+    print_header,
+    run_wrk,
+    wrk_script,
+    wrk_version,
+)
+from tests.integration.server import ServerError
 
 TARGET_BATCH_SIZE = 100
 TARGET_BATCH_EVENTS_PER_S = 20_000.0
@@ -64,31 +72,14 @@ DEFAULT_CONCURRENCY = {1: 16, TARGET_BATCH_SIZE: 16}
 FALLBACK_CONCURRENCY = 16
 BODY_POOL_EVENTS = 2_000  # distinct events per batch size; wrk cycles through them
 READY_TIMEOUT_SECONDS = 30.0
-STOP_TIMEOUT_SECONDS = 30.0
 DRAIN_TIMEOUT_SECONDS = 120.0
 NOISY_OTHER_CPU = 0.15  # cores used by other processes above which a run's figures are suspect
-RESULT_TAG = "BENCH_RESULT "
-ERROR_TAG = "BENCH_FIRST_ERROR "
 
-# wrk script: each thread pre-formats one request per body line, sends them in
-# rotation, counts every answer outside 2xx, and `done` prints one JSON line
-# with the latency percentiles (wrk records microseconds).
-WRK_LUA = r"""
-local threads = {}
-local next_id = 0
-
-function setup(thread)
-   thread:set("id", next_id)
-   next_id = next_id + 1
-   table.insert(threads, thread)
-end
-
-local requests = {}
-local cursor = 1
-non2xx = 0
-first_error = nil
-
-function init(args)
+# wrk's requests (bench/harness.py's script sends them in rotation): one pre-formatted POST per line of
+# the bodies file (args[1]), with the token args[2].
+REQUESTS_LUA = r"""
+function requests_for(args)
+   local requests = {}
    local headers = {
       ["Content-Type"] = "application/json",
       ["Authorization"] = "Bearer " .. args[2],
@@ -101,47 +92,9 @@ function init(args)
    end
    file:close()
    assert(#requests > 0, "no request bodies in " .. args[1])
-   cursor = (id * 7919) % #requests + 1
-end
-
-function request()
-   local r = requests[cursor]
-   cursor = cursor % #requests + 1
-   return r
-end
-
-function response(status, headers, body)
-   if status < 200 or status > 299 then
-      non2xx = non2xx + 1
-      if first_error == nil then
-         first_error = tostring(status) .. " " .. string.sub(body or "", 1, 400)
-      end
-   end
-end
-
-function done(summary, latency, requests)
-   local bad, first = 0, nil
-   for _, thread in ipairs(threads) do
-      bad = bad + (thread:get("non2xx") or 0)
-      first = first or thread:get("first_error")
-   end
-   local e = summary.errors
-   io.write(string.format(
-      'BENCH_RESULT {"requests": %d, "duration_us": %d, "non2xx": %d, "connect_errors": %d, '
-         .. '"read_errors": %d, "write_errors": %d, "timeouts": %d, "p50_us": %d, "p99_us": %d, '
-         .. '"mean_us": %d, "max_us": %d}\n',
-      summary.requests, summary.duration, bad, e.connect, e.read, e.write, e.timeout,
-      math.floor(latency:percentile(50.0)), math.floor(latency:percentile(99.0)),
-      math.floor(latency.mean), math.floor(latency.max)))
-   if first ~= nil then
-      io.write("BENCH_FIRST_ERROR " .. string.gsub(first, "[\r\n]", " ") .. "\n")
-   end
+   return requests
 end
 """
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot go on; the message says why and what to do."""
 
 
 # -- realistic events ----------------------------------------------------------
@@ -246,193 +199,6 @@ def make_bodies(batch_size: int, seed: int) -> tuple[list[bytes], float]:
     return bodies, event_bytes / (requests * batch_size)
 
 
-# -- the server under test -----------------------------------------------------
-
-
-def machine_busy_seconds() -> float:
-    """CPU time all processes of the machine used so far, summed over cores (Linux /proc/stat; 0 elsewhere)."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0.0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def eventlog_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "eventlog.cli", *args]
-
-
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:  # loopback URL built here
-            return int(answer.status), bytes(answer.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-@dataclass(frozen=True)
-class Readiness:
-    last_seq: int
-    lag_events: int
-
-
-@dataclass(frozen=True)
-class CommitStats:
-    commits: float = 0.0
-    seconds: float = 0.0
-    events: float = 0.0
-
-    def minus(self, before: CommitStats) -> CommitStats:
-        return CommitStats(self.commits - before.commits, self.seconds - before.seconds, self.events - before.events)
-
-    @property
-    def mean_group(self) -> float:
-        return self.events / self.commits if self.commits else 0.0
-
-    @property
-    def mean_commit_ms(self) -> float:
-        return self.seconds / self.commits * 1000 if self.commits else 0.0
-
-
-_METRIC_LINE = re.compile(r"^(eventlog_journal_(?:commit_seconds|group_events)_(?:sum|count)) (\S+)$", re.MULTILINE)
-
-
-def parse_commit_stats(text: str) -> CommitStats:
-    values = {name: float(value) for name, value in _METRIC_LINE.findall(text)}
-    return CommitStats(
-        commits=values.get("eventlog_journal_commit_seconds_count", 0.0),
-        seconds=values.get("eventlog_journal_commit_seconds_sum", 0.0),
-        events=values.get("eventlog_journal_group_events_sum", 0.0),
-    )
-
-
-class Server:
-    """`eventlog serve` in a subprocess; its JSON logs go to a file in the data dir."""
-
-    def __init__(self, data_dir: Path, port: int, env: dict[str, str]) -> None:
-        self.data_dir = data_dir
-        self.port = port
-        self.base = f"http://127.0.0.1:{port}"
-        self.log_path = data_dir / "server.log"
-        self._env = env
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        return self._process.pid if self._process is not None else 0
-
-    def create_token(self) -> str:
-        done = subprocess.run(
-            eventlog_command(
-                "tokens",
-                "create",
-                "--tenant",
-                "bench",
-                "--scopes",
-                "events:write,events:read",
-                "--name",
-                "bench/ingest.py",
-                "--json",
-                "--data-dir",
-                str(self.data_dir),
-            ),
-            capture_output=True,
-            text=True,
-            env=self._env,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise BenchError(f"`eventlog tokens create` failed ({done.returncode}): {done.stderr.strip()}")
-        secret: str = json.loads(done.stdout)["secret"]
-        return secret
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                eventlog_command(
-                    "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir)
-                ),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env=self._env,
-                start_new_session=True,  # a Ctrl-C of the benchmark reaches the server only through stop()
-            )
-        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise BenchError(f"the server exited with {self._process.returncode} at start:\n{self.log_tail()}")
-            with contextlib.suppress(OSError):
-                status, _ = http_get(self.base + "/readyz", timeout=1.0)
-                if status == 200:
-                    return
-            time.sleep(0.1)
-        raise BenchError(f"the server did not answer /readyz within {READY_TIMEOUT_SECONDS:.0f} s:\n{self.log_tail()}")
-
-    def readiness(self) -> Readiness:
-        _, body = http_get(self.base + "/readyz")
-        ready = json.loads(body)
-        lag = sum(int(sink["lag_events"]) for sink in ready["sinks"].values())
-        return Readiness(int(ready["journal"]["last_seq"]), lag)
-
-    def commit_stats(self) -> CommitStats:
-        _, body = http_get(self.base + "/metrics")
-        return parse_commit_stats(body.decode())
-
-    def wait_drained(self, timeout: float) -> tuple[float, int]:
-        """Wait until every sink caught up with the journal: (seconds waited, events still behind)."""
-        started = time.monotonic()
-        lag = self.readiness().lag_events
-        while lag and time.monotonic() - started < timeout:
-            time.sleep(0.2)
-            lag = self.readiness().lag_events
-        return time.monotonic() - started, lag
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process, all threads (Linux /proc; 0 elsewhere)."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> tuple[bool, str]:
-        """SIGTERM, then wait for the graceful shutdown: (clean, how it ended)."""
-        process = self._process
-        if process is None:
-            return True, "not running"
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                raise BenchError(f"the server ignored SIGTERM for {STOP_TIMEOUT_SECONDS:.0f} s; killed it") from None
-        self._process = None
-        code = int(process.returncode)
-        # uvicorn re-raises the captured SIGTERM after its graceful shutdown, so -15 is the normal end.
-        completed = "Application shutdown complete" in self.log_tail(50)
-        clean = code in (0, -signal.SIGTERM) and completed
-        how = f"exit {code}, " + ("graceful shutdown completed" if completed else "NO graceful shutdown in the log")
-        return clean, how
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no server log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-
 # -- load generators -----------------------------------------------------------
 
 
@@ -485,51 +251,6 @@ class Progress(threading.Thread):
         self.join()
 
 
-def run_wrk(
-    wrk: str, url: str, script: Path, bodies_file: Path, token: str, concurrency: int, threads: int, seconds: int
-) -> Load:
-    command = [
-        wrk,
-        f"-t{min(threads, concurrency)}",
-        f"-c{concurrency}",
-        f"-d{seconds}s",
-        "--timeout",
-        "30s",
-        "-s",
-        str(script),
-        url,
-        "--",
-        str(bodies_file),
-        token,
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=seconds + 60)
-    result: dict[str, int] | None = None
-    first_error = ""
-    for line in done.stdout.splitlines():
-        if line.startswith(RESULT_TAG):
-            result = json.loads(line[len(RESULT_TAG) :])
-        elif line.startswith(ERROR_TAG):
-            first_error = line[len(ERROR_TAG) :]
-    if done.returncode != 0 or result is None:
-        raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return Load(
-        seconds=result["duration_us"] / 1e6,
-        ok=result["requests"] - result["non2xx"],
-        non2xx=result["non2xx"],
-        socket_errors=result["connect_errors"] + result["read_errors"] + result["write_errors"] + result["timeouts"],
-        p50_ms=result["p50_us"] / 1000,
-        p99_ms=result["p99_us"] / 1000,
-        first_error=first_error,
-    )
-
-
-def _percentile(sorted_values: Sequence[float], percent: float) -> float:
-    if not sorted_values:
-        return 0.0
-    index = min(len(sorted_values) - 1, max(0, round(percent / 100 * len(sorted_values)) - 1))
-    return sorted_values[index]
-
-
 async def _httpx_load(url: str, token: str, bodies: Sequence[bytes], concurrency: int, seconds: int) -> Load:
     import httpx
 
@@ -564,14 +285,13 @@ async def _httpx_load(url: str, token: str, bodies: Sequence[bytes], concurrency
                         first_error.append(f"{answer.status_code} {answer.text[:400]}")
 
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    latencies.sort()
     return Load(
         seconds=time.perf_counter() - started,
         ok=counts["ok"],
         non2xx=counts["non2xx"],
         socket_errors=counts["errors"],
-        p50_ms=_percentile(latencies, 50) * 1000,
-        p99_ms=_percentile(latencies, 99) * 1000,
+        p50_ms=percentile(latencies, 50) * 1000,
+        p99_ms=percentile(latencies, 99) * 1000,
         first_error=first_error[0] if first_error else "",
     )
 
@@ -632,34 +352,38 @@ class Bench:
         return DEFAULT_CONCURRENCY.get(batch_size, FALLBACK_CONCURRENCY)
 
     def _load(self, bodies: list[bytes], bodies_file: Path, concurrency: int, seconds: int) -> Load:
-        url = self.server.base + "/v1/events"
+        url = self.server.url + "/v1/events"
         if self.wrk is not None:
-            return run_wrk(
+            run = run_wrk(
                 self.wrk,
-                url,
                 self.work / "post.lua",
-                bodies_file,
-                self.token,
-                concurrency,
-                self.args.wrk_threads,
-                seconds,
+                url,
+                connections=concurrency,
+                seconds=seconds,
+                timeout_seconds=30,
+                threads=self.args.wrk_threads,
+                script_args=(str(bodies_file), self.token),
+            )
+            return Load(
+                run.seconds,
+                run.ok,
+                run.non2xx,
+                run.socket_errors,
+                run.p50_us / 1000,
+                run.p99_us / 1000,
+                run.first_error,
             )
         return run_httpx(url, self.token, bodies, concurrency, seconds)
-
-    def _client_cpu_seconds(self) -> float:
-        """CPU time of the load generator: wrk is a child process, the httpx client runs in this one."""
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN if self.wrk else resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
 
     def _checked(self, load: Load, what: str) -> Load:
         if load.non2xx or load.socket_errors:
             raise BenchError(
                 f"{what}: {load.non2xx} answers outside 2xx and {load.socket_errors} socket errors/timeouts "
                 f"out of {load.ok + load.non2xx} answers; first: {load.first_error or '(none recorded)'}\n"
-                f"server log tail:\n{self.server.log_tail()}"
+                f"server log tail:\n{self.server.log_tail(20)}"
             )
         if load.ok == 0:
-            raise BenchError(f"{what}: no request was answered\nserver log tail:\n{self.server.log_tail()}")
+            raise BenchError(f"{what}: no request was answered\nserver log tail:\n{self.server.log_tail(20)}")
         return load
 
     def run_mode(self, batch_size: int) -> Result:
@@ -685,16 +409,21 @@ class Bench:
                 print(f"    sink caught up with the warm-up in {waited:.1f} s (lag now {lag:,})", flush=True)
 
         before = self.server.commit_stats()
-        server_cpu, client_cpu, busy = self.server.cpu_seconds(), self._client_cpu_seconds(), machine_busy_seconds()
+        # The load generator: wrk is a child process, the httpx client runs in this one.
+        cpu = CpuMeter(
+            {"server": self.server.cpu_seconds, "client": children_cpu_seconds if self.wrk else own_cpu_seconds}
+        )
+        cpu.start()
         progress = Progress(self.server, label, self.args.duration_seconds)
         progress.start()
         try:
             load = self._load(bodies, bodies_file, concurrency, self.args.duration_seconds)
         finally:
             progress.stop()
-        server_cpu = (self.server.cpu_seconds() - server_cpu) / load.seconds
-        client_cpu = (self._client_cpu_seconds() - client_cpu) / load.seconds
-        other_cpu = max(0.0, (machine_busy_seconds() - busy) / load.seconds - server_cpu - client_cpu)
+        used = cpu.stop()
+        server_cpu = used.seconds["server"] / load.seconds
+        client_cpu = used.seconds["client"] / load.seconds
+        other_cpu = used.other / load.seconds
         commits = self.server.commit_stats().minus(before)
         self._checked(load, label)
         self.acknowledged_events += load.ok * batch_size
@@ -721,8 +450,7 @@ def print_tables(results: Sequence[Result], client: str) -> bool:
         f"{'target':<34} {'met':<4}"
     )
     print(f"\nResults (durable: every 2xx was sent after the fsynced journal commit; client: {client})")
-    print(head)
-    print("-" * len(head))
+    print_header(head)
     for r in results:
         target, met = r.target()
         mark = "-" if met is None else ("yes" if met else "NO")
@@ -739,8 +467,7 @@ def print_tables(results: Sequence[Result], client: str) -> bool:
         "\nServer during each run: journal group commits (eventlog_journal_commit_seconds, "
         "eventlog_journal_group_events), search-store lag, CPU in cores"
     )
-    print(head)
-    print("-" * len(head))
+    print_header(head)
     for r in results:
         c = r.commits
         print(
@@ -757,10 +484,8 @@ def print_tables(results: Sequence[Result], client: str) -> bool:
     return all_met
 
 
-def run_verify(data_dir: Path, acknowledged: int) -> bool:
-    done = subprocess.run(
-        eventlog_command("verify", "--data-dir", str(data_dir)), capture_output=True, text=True, check=False
-    )
+def run_verify(server: Server, acknowledged: int) -> bool:
+    done = server.verify()
     output = (done.stdout + done.stderr).strip()
     match = re.search(r", (\d+) events,", done.stdout)
     stored = int(match.group(1)) if match else -1
@@ -820,7 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup-seconds", type=int, default=2, help="unmeasured load before each batch size (default: 2; 0: none)"
     )
     parser.add_argument(
-        "--keep-data", action="store_true", help="keep the temporary data dir (journal, search store, server.log)"
+        "--keep-data",
+        action="store_true",
+        help="keep the temporary data dir (journal, search store) and the server log",
     )
     parser.add_argument(
         "--client",
@@ -853,6 +580,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    # Given in full, EVENTLOG_* included: Server (the tests' ServerProcess) drops this process's EVENTLOG_*
+    # settings unless it is handed them, and a setting exported for a benchmark run must reach the server.
     env = dict(os.environ)
     for item in args.server_env:
         name, sep, value = item.partition("=")
@@ -864,46 +593,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="eventlog-bench-"))
     data_dir = work / "data"
     data_dir.mkdir()
-    (work / "post.lua").write_text(WRK_LUA)
-    server = Server(data_dir, free_port(), env)
+    (work / "post.lua").write_text(wrk_script(REQUESTS_LUA))
+    server = Server(data_dir, env=env, startup_timeout=READY_TIMEOUT_SECONDS)
     ok = False
     try:
-        token = server.create_token()
+        token = server.create_token("bench", ["events:write", "events:read"])
         server.start()
         client = f"wrk {wrk_version(wrk)}, {args.wrk_threads} thread(s)" if wrk else "httpx (asyncio)"
         print(
-            f"eventlog server pid {server.pid} on {server.base}, data in {data_dir}; "
+            f"eventlog server pid {server.pid} on {server.url}, data in {data_dir}; "
             f"{os.cpu_count()} CPUs; client {client}; {args.duration_seconds} s per batch size",
             flush=True,
         )
         bench = Bench(args, server, token, work, wrk)
         for batch_size in args.batch_sizes:
             bench.results.append(bench.run_mode(batch_size))
-        stopped_clean, how = server.stop()
+        stopped_clean, how = server.stop_gracefully()
         print(f"\nserver stopped with SIGTERM ({how})")
         all_met = print_tables(bench.results, client)
-        verified = run_verify(data_dir, bench.acknowledged_events)
+        verified = run_verify(server, bench.acknowledged_events)
         ok = verified and stopped_clean
         print("\nall targets met" if all_met else "\nsome targets were NOT met (see the table)")
         return 0 if ok else 1
-    except BenchError as exc:
+    except (BenchError, ServerError) as exc:
         print(f"\nbench/ingest.py: error: {exc}", file=sys.stderr)
         return 1
     finally:
-        with contextlib.suppress(BenchError):
-            server.stop()
+        server.close()
         if args.keep_data or not ok:
             print(f"data kept in {work}" + ("" if ok else " (for the post-mortem)"))
         else:
             shutil.rmtree(work, ignore_errors=True)
-
-
-def wrk_version(wrk: str | None) -> str:
-    if wrk is None:
-        return ""
-    done = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
-    first = (done.stdout or done.stderr).splitlines()
-    return first[0].split(" [")[0].removeprefix("wrk ").strip() if first else "?"
 
 
 if __name__ == "__main__":

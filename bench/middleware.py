@@ -29,91 +29,57 @@ long as one core is left for the app.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.harness import (
+    BenchError,
+    CpuMeter,
+    Server,
+    WrkRun,
+    children_cpu_seconds,
+    process_cpu_seconds,
+    run_wrk,
+    wrk_script,
+)
 from tests.integration.examples.example_process import ExampleProcess
-from tests.integration.server import CLEAN_EXIT_CODES, ServerProcess
+from tests.integration.server import CLEAN_EXIT_CODES
 
 TARGET_RATIO = 0.95
 TARGET_ADDED_P50_US = 100.0
 MASTER = "bench-master-token-0123456789"
 TABLE = "in.c-bench.sales"
-RESULT_TAG = "BENCH_RESULT "
 
-WRK_LUA = r"""
-local paths = {"/v2/storage/tokens/verify", "/v2/storage/tables/in.c-bench.sales", "/v2/storage/buckets"}
-local requests = {}
-local cursor = 1
-local threads = {}
-non2xx = 0
-
-function setup(thread)
-   table.insert(threads, thread)
-end
-
-function init(args)
+# wrk's requests (bench/harness.py's script sends them in rotation): three authenticated GETs, the token args[1].
+REQUESTS_LUA = r"""
+function requests_for(args)
+   local requests = {}
+   local paths = {"/v2/storage/tokens/verify", "/v2/storage/tables/in.c-bench.sales", "/v2/storage/buckets"}
    for i, path in ipairs(paths) do
       requests[i] = wrk.format("GET", path, {["X-StorageApi-Token"] = args[1], ["User-Agent"] = "wrk"})
    end
-end
-
-function request()
-   local r = requests[cursor]
-   cursor = cursor % #requests + 1
-   return r
-end
-
-function response(status, headers, body)
-   if status < 200 or status > 299 then non2xx = non2xx + 1 end
-end
-
-function done(summary, latency, requests)
-   local bad = 0
-   for _, thread in ipairs(threads) do bad = bad + (thread:get("non2xx") or 0) end
-   local e = summary.errors
-   io.write(string.format(
-      'BENCH_RESULT {"requests": %d, "duration_us": %d, "non2xx": %d, "errors": %d, "p50_us": %d, "p99_us": %d}\n',
-      summary.requests, summary.duration, bad, e.connect + e.read + e.write + e.timeout,
-      math.floor(latency:percentile(50.0)), math.floor(latency:percentile(99.0))))
+   return requests
 end
 """
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot go on; the message says why."""
-
-
-@dataclass
-class Round:
-    requests: int
-    seconds: float
-    p50_us: float
-    p99_us: float
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
 
 
 @dataclass
 class Variant:
     name: str
     app: ExampleProcess
-    throughput: list[Round] = field(default_factory=list)
-    latency: list[Round] = field(default_factory=list)
-    warmup: list[Round] = field(default_factory=list)
+    throughput: list[WrkRun] = field(default_factory=list)
+    latency: list[WrkRun] = field(default_factory=list)
+    warmup: list[WrkRun] = field(default_factory=list)
 
     def rate(self) -> float:
         return sum(r.requests for r in self.throughput) / sum(r.seconds for r in self.throughput)
@@ -125,43 +91,11 @@ class Variant:
         return sum(r.requests for r in self.warmup + self.throughput + self.latency)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_cpu_seconds() -> float:
-    """Busy CPU time of the whole machine so far (all processes, all cores)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def run_wrk(wrk: str, url: str, script: Path, connections: int, seconds: float) -> Round:
-    command = [
-        wrk,
-        "-t1",
-        f"-c{connections}",
-        f"-d{seconds:g}s",
-        "--timeout",
-        "10s",
-        "-s",
-        str(script),
-        url,
-        "--",
-        MASTER,
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=seconds + 60)
-    result: dict[str, int] | None = None
-    for line in done.stdout.splitlines():
-        if line.startswith(RESULT_TAG):
-            result = json.loads(line[len(RESULT_TAG) :])
-    if done.returncode != 0 or result is None:
-        raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    if result["non2xx"] or result["errors"]:
-        raise BenchError(f"{url}: {result['non2xx']} answers outside 2xx and {result['errors']} socket errors")
-    return Round(result["requests"], result["duration_us"] / 1e6, result["p50_us"], result["p99_us"])
+def run_round(wrk: str, url: str, script: Path, connections: int, seconds: float) -> WrkRun:
+    run = run_wrk(wrk, script, url, connections=connections, seconds=seconds, timeout_seconds=10, script_args=(MASTER,))
+    if run.non2xx or run.socket_errors:
+        raise BenchError(f"{url}: {run.non2xx} answers outside 2xx and {run.socket_errors} socket errors")
+    return run
 
 
 def prepare(app: ExampleProcess) -> None:
@@ -195,8 +129,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-middleware-") as tmp:
         root = Path(tmp)
         script = root / "load.lua"
-        script.write_text(WRK_LUA)
-        with ServerProcess(root / "data") as eventlog:
+        script.write_text(wrk_script(REQUESTS_LUA))
+        with Server(root / "data") as eventlog:
             writer = eventlog.create_token("bench", ["events:write"])
             reader = eventlog.create_token("bench", ["events:read"])
             common = {"STORAGE_API_MASTER_TOKEN": MASTER}
@@ -213,28 +147,28 @@ def main() -> int:
                 bare, wrapped = Variant("bare", bare_app), Variant("wrapped", wrapped_app)
                 for variant in (bare, wrapped):
                     prepare(variant.app)
-                    variant.warmup.append(run_wrk(wrk, variant.app.url, script, args.concurrency, 2.0))
+                    variant.warmup.append(run_round(wrk, variant.app.url, script, args.concurrency, 2.0))
                 pids = {"eventlog": eventlog.pid, "bare app": bare_app.pid, "wrapped app": wrapped_app.pid}
-                cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-                machine_before = machine_cpu_seconds()
-                wrk_before = os.times()
+                meter = CpuMeter(
+                    {
+                        **{name: partial(process_cpu_seconds, pid) for name, pid in pids.items()},
+                        "wrk": children_cpu_seconds,
+                    }
+                )
+                meter.start()
                 started = time.monotonic()
                 for number in range(args.rounds):
                     order = (bare, wrapped) if number % 2 == 0 else (wrapped, bare)
                     for variant in order:
                         variant.throughput.append(
-                            run_wrk(wrk, variant.app.url, script, args.concurrency, args.round_seconds)
+                            run_round(wrk, variant.app.url, script, args.concurrency, args.round_seconds)
                         )
                     for variant in order:
-                        variant.latency.append(run_wrk(wrk, variant.app.url, script, 1, args.round_seconds))
+                        variant.latency.append(run_round(wrk, variant.app.url, script, 1, args.round_seconds))
                 elapsed = time.monotonic() - started
-                cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
-                wrk_after = os.times()
-                cpu["wrk"] = (wrk_after.children_user + wrk_after.children_system) - (
-                    wrk_before.children_user + wrk_before.children_system
-                )
+                used = meter.stop()
                 # What else ran on the machine meanwhile (other users' jobs skew the figures).
-                cpu["everything else"] = machine_cpu_seconds() - machine_before - sum(cpu.values())
+                cpu = {**used.seconds, "everything else": used.other}
 
                 # Every wrapped call must be in eventlog (warm-up included), once.
                 expected = wrapped.requests()
@@ -271,7 +205,6 @@ def main() -> int:
         f"app CPU per call: bare {per_call['bare']:.0f} µs, wrapped {per_call['wrapped']:.0f} µs "
         f"({per_call['wrapped'] - per_call['bare']:+.0f} µs: the middleware and the remote emitter)"
     )
-    cpu["everything else"] = max(cpu["everything else"], 0.0)  # per-process and machine counters round apart
     print("CPU seconds during the rounds: " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items()))
     extra = events - expected
     print(

@@ -50,14 +50,13 @@ import asyncio
 import contextlib
 import os
 import random
-import resource
 import shutil
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,17 +65,28 @@ from typing import Any
 import httpx
 import orjson
 import uuid_utils
-from opensearchpy import NotFoundError, OpenSearch
+from opensearchpy import OpenSearch
 from opensearchpy.helpers import bulk
 
+from bench.harness import (
+    BenchError,
+    CpuMeter,
+    Server,
+    Teardown,
+    drop_indices,
+    own_cpu_seconds,
+    percentile,
+    print_header,
+    run_benchmark,
+    say,
+    start_opensearch_node,
+)
 from eventlog.canonical import canonical_json
 from eventlog.chain import GENESIS, link_hash
 from eventlog.model import EventIn, to_document
 from search.opensearch.sink import document_id
-from search.opensearch.template import alias, index_for, install, template_name
+from search.opensearch.template import alias, index_for, install
 from search.text import searchable_text
-from tests.integration.server import ServerProcess
-from tests.opensearch_node import start_opensearch
 
 TARGET_RATIO = 0.7
 TARGET_P99_S = 2.0
@@ -90,14 +100,6 @@ SEARCHABLE_TIMEOUT_S = 600.0
 # Same bulk shape as eventlog's sink: EVENTLOG_FANOUT_BATCH_EVENTS and EVENTLOG_OPENSEARCH_BULK_MAX_BYTES.
 DEFAULT_RAW_CHUNK = 2000
 DEFAULT_RAW_MAX_BYTES = 5 * 1024 * 1024
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot go on; the message says why."""
-
-
-def say(phase: str, text: str) -> None:
-    print(f"[{phase}] {text}", flush=True)
 
 
 # -- realistic events -----------------------------------------------------------------
@@ -364,7 +366,7 @@ class EventlogResult:
     probe_errors: int
     probe_first_error: str
     dead_letters: int
-    readyz: dict[str, Any]
+    sinks: dict[str, dict[str, Any]]  # /readyz after the run
 
     @property
     def seconds(self) -> float:
@@ -377,29 +379,6 @@ class EventlogResult:
     @property
     def ingest_rate(self) -> float:
         return self.events / (self.last_acked - self.first_sent)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[int(rank) - 1]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, from /proc (0 where that is missing)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def post_all(
@@ -474,14 +453,15 @@ def run_eventlog(
 ) -> EventlogResult:
     n = len(workload.inputs)
     env = {"EVENTLOG_OPENSEARCH_URL": url, "EVENTLOG_OPENSEARCH_INDEX_PREFIX": prefix, **server_env}
-    with ServerProcess(work / "data", env=env) as server:
+    with Server(work / "data", env=env) as server:
         secret = server.create_token(TENANT, ["events:write"])
         admin = server.create_token(ADMIN_TENANT, ["admin"])
         say("eventlog", f"eventlog serve (pid {server.pid}) on {server.url}, data in {server.data_dir}")
         probe = Probe(client, prefix, args.probe_interval)
         probe.start()
         statuses: dict[int, int] = {}
-        cpu_before = cpu_seconds(server.pid), own_cpu_seconds()
+        cpu = CpuMeter({"server": server.cpu_seconds, "bench": own_cpu_seconds})
+        cpu.start()
         try:
             say(
                 "eventlog",
@@ -511,15 +491,15 @@ def run_eventlog(
                     say("eventlog", f"{shown - first_sent:5.1f} s: {probe.count:>9,} of {n:,} searchable")
                 time.sleep(0.02)
             searchable_at = probe.count_at
-            cpu_after = cpu_seconds(server.pid), own_cpu_seconds()
+            used = cpu.stop()
             # The sampled ids are all there now; give the probe a few rounds to see them.
             settle = time.monotonic() + 5.0
             while probe.left() and time.monotonic() < settle:
                 time.sleep(0.05)
         finally:
             probe.stop()
+        sinks = server.readiness().sinks
         with httpx.Client(base_url=server.url, timeout=30.0, trust_env=False) as http:
-            readyz = http.get("/readyz").json()
             letters = http.get("/v1/admin/deadletters", headers={"Authorization": f"Bearer {admin}"}).json()
         if probe.left():
             raise BenchError(f"{probe.left()} sampled ids were never seen although the count reached {probe.count}")
@@ -536,12 +516,12 @@ def run_eventlog(
         searchable_at=searchable_at,
         delays=probe.delays,
         statuses=statuses,
-        server_cpu_s=cpu_after[0] - cpu_before[0],
-        bench_cpu_s=cpu_after[1] - cpu_before[1],
+        server_cpu_s=used.seconds["server"],
+        bench_cpu_s=used.seconds["bench"],
         probe_errors=probe.errors,
         probe_first_error=probe.first_error,
         dead_letters=len(letters),
-        readyz=readyz,
+        sinks=sinks,
     )
 
 
@@ -553,7 +533,7 @@ def report(raw: RawResult, evl: EventlogResult, workload: Workload, args: argpar
     p50, p99 = percentile(evl.delays, 50), percentile(evl.delays, 99)
     worst = max(evl.delays) if evl.delays else float("nan")
     ratio_ok, p99_ok = ratio >= TARGET_RATIO, p99 <= TARGET_P99_S
-    sink = evl.readyz.get("sinks", {}).get("opensearch", {})
+    sink = evl.sinks.get("opensearch", {})
     n = len(workload.inputs)
     print()
     print(
@@ -561,8 +541,7 @@ def report(raw: RawResult, evl: EventlogResult, workload: Workload, args: argpar
         f"{workload.mean_document_bytes:.0f} B on average), 1 shard, 0 replicas, refresh 1 s"
     )
     head = f"{'path':<44} {'seconds':>8} {'events/s':>10}"
-    print(head)
-    print("-" * len(head))
+    print_header(head)
     print(f"{'raw helpers.bulk (+ refresh)':<44} {raw.seconds:>8.2f} {raw.rate:>10,.0f}")
     print(
         f"{'POST /v1/events -> all searchable':<44} {evl.seconds:>8.2f} {evl.rate:>10,.0f}"
@@ -664,69 +643,51 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def drop(client: OpenSearch, prefix: str) -> None:
-    """Delete a prefix's daily indices and its template."""
-    with contextlib.suppress(NotFoundError):
-        client.indices.delete(index=f"{prefix}-events-*", params={"expand_wildcards": "all"})
-    with contextlib.suppress(NotFoundError):
-        client.indices.delete_index_template(name=template_name(prefix))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    return run_benchmark("bench/opensearch.py", lambda teardown: benchmark(args, teardown))
+
+
+def benchmark(args: argparse.Namespace, teardown: Teardown) -> bool:
+    """One run; True when every target was met."""
     server_env = dict(item.split("=", 1) for item in args.server_env)
     run = uuid.uuid4().hex[:8]
     raw_prefix, evl_prefix = f"benchraw{run}", f"benchevl{run}"
     work = Path(tempfile.mkdtemp(prefix="eventlog-bench-opensearch-"))
-    cleanup: list[Callable[[], None]] = [lambda: shutil.rmtree(work, ignore_errors=True)]
-    try:
-        say("prepare", f"generating {args.events:,} events and their stored documents through eventlog's code ...")
-        started = time.perf_counter()
-        workload = prepare(args.events, args.seed)
-        say("prepare", f"done in {time.perf_counter() - started:.1f} s")
-        load_before = os.getloadavg()[0]
+    teardown.add(lambda: shutil.rmtree(work, ignore_errors=True))
 
-        given = os.environ.get("OPENSEARCH_URL")
-        say("node", f"using OPENSEARCH_URL={given}" if given else "starting a node with scripts/opensearch.sh ...")
-        url, stop_node = start_opensearch()
-        cleanup.append(stop_node)
-        client = OpenSearch(hosts=[url], timeout=HTTP_TIMEOUT_S, max_retries=0)
-        cleanup.append(client.close)
-        version = client.info()["version"]["number"]
-        say("node", f"OpenSearch {version} at {url}")
-        if not args.keep_indices:
-            cleanup.append(lambda: drop(client, raw_prefix))
-            cleanup.append(lambda: drop(client, evl_prefix))
+    say("prepare", f"generating {args.events:,} events and their stored documents through eventlog's code ...")
+    started = time.perf_counter()
+    workload = prepare(args.events, args.seed)
+    say("prepare", f"done in {time.perf_counter() - started:.1f} s")
+    load_before = os.getloadavg()[0]
 
-        if args.warmup_events:
-            # A cold JVM indexes slower; neither measured phase should pay for its warm-up.
-            warm_prefix = f"benchwarm{run}"
-            cleanup.append(lambda: drop(client, warm_prefix))
-            warm = workload.documents[: args.warmup_events]
-            run_raw(client, warm_prefix, warm, args.raw_chunk, args.raw_max_bytes, phase="warm-up")
-            drop(client, warm_prefix)
-        raw = run_raw(client, raw_prefix, workload.documents, args.raw_chunk, args.raw_max_bytes)
-        if raw.searchable != args.events:
-            raise BenchError(f"raw: {raw.searchable:,} documents searchable for {args.events:,} sent")
-        if not args.keep_indices:
-            drop(client, raw_prefix)  # so that its merges do not run during the eventlog phase
-        time.sleep(2.0)
-        evl = run_eventlog(url, client, evl_prefix, workload, work, args, server_env)
-        met = report(raw, evl, workload, args)
-        print(
-            f"(1-minute load average: {load_before:.2f} before the node started, {os.getloadavg()[0]:.2f} at the end; "
-            "anything else running on the machine lowers both rates)"
-        )
-    except (BenchError, RuntimeError) as exc:
-        print(f"\nbench/opensearch.py: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        for step in reversed(cleanup):
-            try:
-                step()
-            except Exception as exc:  # clean up as much as possible
-                print(f"bench/opensearch.py: cleanup: {exc!r}", file=sys.stderr)
-    return 0 if met else 2
+    node = start_opensearch_node(teardown, HTTP_TIMEOUT_S)
+    url, client = node.url, node.client
+    if not args.keep_indices:
+        teardown.add(lambda: drop_indices(client, raw_prefix))
+        teardown.add(lambda: drop_indices(client, evl_prefix))
+
+    if args.warmup_events:
+        # A cold JVM indexes slower; neither measured phase should pay for its warm-up.
+        warm_prefix = f"benchwarm{run}"
+        teardown.add(lambda: drop_indices(client, warm_prefix))
+        warm = workload.documents[: args.warmup_events]
+        run_raw(client, warm_prefix, warm, args.raw_chunk, args.raw_max_bytes, phase="warm-up")
+        drop_indices(client, warm_prefix)
+    raw = run_raw(client, raw_prefix, workload.documents, args.raw_chunk, args.raw_max_bytes)
+    if raw.searchable != args.events:
+        raise BenchError(f"raw: {raw.searchable:,} documents searchable for {args.events:,} sent")
+    if not args.keep_indices:
+        drop_indices(client, raw_prefix)  # so that its merges do not run during the eventlog phase
+    time.sleep(2.0)
+    evl = run_eventlog(url, client, evl_prefix, workload, work, args, server_env)
+    met = report(raw, evl, workload, args)
+    print(
+        f"(1-minute load average: {load_before:.2f} before the node started, {os.getloadavg()[0]:.2f} at the end; "
+        "anything else running on the machine lowers both rates)"
+    )
+    return met
 
 
 if __name__ == "__main__":

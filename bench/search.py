@@ -83,7 +83,6 @@ import math
 import os
 import queue
 import random
-import resource
 import shutil
 import sqlite3
 import statistics
@@ -105,21 +104,34 @@ import orjson
 import uuid_utils
 from opensearchpy import NotFoundError, OpenSearch
 
+from bench.harness import (
+    BenchError,
+    CommitStats,
+    CpuMeter,
+    CpuUse,
+    Server,
+    Teardown,
+    drop_indices,
+    own_cpu_seconds,
+    percentile,
+    print_header,
+    run_benchmark,
+    say,
+    start_opensearch_node,
+)
 from eventlog.canonical import canonical_json
 from eventlog.chain import GENESIS, link_hash
 from eventlog.journal import Entry
 from eventlog.model import EventIn, format_time, time_to_us, to_document
 from eventlog.settings import Settings
 from search import cursor as cursors
-from search.backend import Bucket, EventQuery, FacetValue, Page, Scope, all_of
+from search.backend import Bucket, EventQuery, FacetValue, Scope, SearchBackend, all_of
 from search.opensearch.backend import OpenSearchBackend, scoped
 from search.opensearch.client import build_client
 from search.opensearch.sink import BulkRetry, chunks, rejections
-from search.opensearch.template import alias, install, template_name
+from search.opensearch.template import alias, install
 from search.query import Node, Not, Range, Term, cidr_match, parse, to_sqlite
 from search.sqlite_store import SqliteStore
-from tests.integration.server import ServerProcess
-from tests.opensearch_node import start_opensearch
 
 TARGET_OPENSEARCH_P95_MS = 50.0
 TARGET_EMBEDDED_P95_MS = 150.0
@@ -133,6 +145,7 @@ TENANTS: tuple[tuple[str, float], ...] = (
     ("hooli", 0.02),
 )
 BIG_TENANT = "acme"
+SCOPE = Scope(BIG_TENANT)  # every query of the benchmark reads this tenant
 SPAN = timedelta(days=13)
 STREAM = "bench-search"
 LOAD_CHUNK = 5_000  # events per SQLite transaction and per batch handed to the OpenSearch writer
@@ -140,14 +153,6 @@ PAGE = 100
 HTTP_TIMEOUT_S = 120.0
 PROGRESS_EVERY_S = 5.0
 MANIFEST = "manifest.json"
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot go on; the message says why."""
-
-
-def say(phase: str, text: str) -> None:
-    print(f"[{phase}] {text}", flush=True)
 
 
 # -- realistic events --------------------------------------------------------------------------
@@ -709,6 +714,35 @@ def same_result(query: Query, one: Result, other: Result) -> bool:
 # -- the two stores in this process ---------------------------------------------------------------
 
 
+def ask(backend: SearchBackend, runner: asyncio.Runner, query: Query, where: Node | None = None) -> Result:
+    """One query on a store in this process, as the API hands it to the backend (the big tenant's scope)."""
+    where = query.where if where is None else where
+    spec = query.spec
+    if spec.kind == "list":
+        page = runner.run(backend.search(SCOPE, replace(query.event_query, where=where)))
+        return page_result(page.documents)
+    if spec.kind == "histogram":
+        assert query.since_us is not None
+        assert query.until_us is not None
+        buckets = runner.run(
+            backend.histogram(
+                SCOPE, where, since_us=query.since_us, until_us=query.until_us, interval_us=query.interval_us
+            )
+        )
+        return bucket_result(buckets)
+    values = runner.run(backend.facets(SCOPE, where, field=spec.field, size=FACET_SIZE))
+    return facet_result(values)
+
+
+def walk(backend: SearchBackend, runner: asyncio.Runner, query: Query, where: Node) -> Any:
+    """The keyset position before the spec's page, following pages like a client does."""
+    position = None
+    for _ in range(query.spec.page - 1):
+        page = runner.run(backend.search(SCOPE, EventQuery(where=where, order="desc", limit=PAGE, after=position)))
+        position = page.last
+    return position
+
+
 class Recorder:
     """Stands in for the OpenSearch client: keeps what the backend would send, answers nothing found."""
 
@@ -736,35 +770,12 @@ class Embedded:
         self.runner = runner
         # One worker thread, so that the store keeps one reader connection (which `explain` traces).
         runner.get_loop().set_default_executor(ThreadPoolExecutor(max_workers=1, thread_name_prefix="store"))
-        self.scope = Scope(BIG_TENANT)
 
     def run(self, query: Query, where: Node | None = None) -> Result:
-        where = query.where if where is None else where
-        spec = query.spec
-        if spec.kind == "list":
-            page: Page = self.runner.run(self.store.search(self.scope, replace(query.event_query, where=where)))
-            return page_result(page.documents)
-        if spec.kind == "histogram":
-            assert query.since_us is not None
-            assert query.until_us is not None
-            buckets = self.runner.run(
-                self.store.histogram(
-                    self.scope, where, since_us=query.since_us, until_us=query.until_us, interval_us=query.interval_us
-                )
-            )
-            return bucket_result(buckets)
-        values = self.runner.run(self.store.facets(self.scope, where, field=spec.field, size=FACET_SIZE))
-        return facet_result(values)
+        return ask(self.store, self.runner, query, where)
 
     def walk(self, query: Query, where: Node) -> Any:
-        """The keyset position before the spec's page, following pages like a client does."""
-        position = None
-        for _ in range(query.spec.page - 1):
-            page = self.runner.run(
-                self.store.search(self.scope, EventQuery(where=where, order="desc", limit=PAGE, after=position))
-            )
-            position = page.last
-        return position
+        return walk(self.store, self.runner, query, where)
 
     def count(self, where: Node) -> int:
         condition, params = to_sqlite(where)
@@ -813,61 +824,22 @@ class Remote:
         self.prefix = prefix
         self.backend = OpenSearchBackend(client, prefix)
         self.runner = runner
-        self.scope = Scope(BIG_TENANT)
 
     def run(self, query: Query, where: Node | None = None) -> Result:
-        where = query.where if where is None else where
-        spec = query.spec
-        if spec.kind == "list":
-            page = self.runner.run(self.backend.search(self.scope, replace(query.event_query, where=where)))
-            return page_result(page.documents)
-        if spec.kind == "histogram":
-            assert query.since_us is not None
-            assert query.until_us is not None
-            buckets = self.runner.run(
-                self.backend.histogram(
-                    self.scope, where, since_us=query.since_us, until_us=query.until_us, interval_us=query.interval_us
-                )
-            )
-            return bucket_result(buckets)
-        values = self.runner.run(self.backend.facets(self.scope, where, field=spec.field, size=FACET_SIZE))
-        return facet_result(values)
+        return ask(self.backend, self.runner, query, where)
 
     def walk(self, query: Query, where: Node) -> Any:
-        position = None
-        for _ in range(query.spec.page - 1):
-            page = self.runner.run(
-                self.backend.search(self.scope, EventQuery(where=where, order="desc", limit=PAGE, after=position))
-            )
-            position = page.last
-        return position
+        return walk(self.backend, self.runner, query, where)
 
     def count(self, where: Node) -> int:
-        body = {"query": scoped(self.scope, where)}
+        body = {"query": scoped(SCOPE, where)}
         params = {"routing": BIG_TENANT, "ignore_unavailable": "true", "allow_no_indices": "true"}
         return int(self.client.count(index=alias(self.prefix), body=body, params=params)["count"])
 
     def compile(self, query: Query) -> Compiled:
         """Index, body and params exactly as OpenSearchBackend would send them for this query."""
         recorder = Recorder()
-        backend = OpenSearchBackend(cast(OpenSearch, recorder), self.prefix)
-        spec = query.spec
-        if spec.kind == "list":
-            self.runner.run(backend.search(self.scope, query.event_query))
-        elif spec.kind == "histogram":
-            assert query.since_us is not None
-            assert query.until_us is not None
-            self.runner.run(
-                backend.histogram(
-                    self.scope,
-                    query.where,
-                    since_us=query.since_us,
-                    until_us=query.until_us,
-                    interval_us=query.interval_us,
-                )
-            )
-        else:
-            self.runner.run(backend.facets(self.scope, query.where, field=spec.field, size=FACET_SIZE))
+        ask(OpenSearchBackend(cast(OpenSearch, recorder), self.prefix), self.runner, query)
         index, body, params = recorder.calls[-1]
         return Compiled(index, body, params)
 
@@ -931,76 +903,13 @@ def conformance(queries: Sequence[Query], embedded: Embedded, remote: Remote) ->
 # -- the services --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CommitStats:
-    commits: float = 0.0
-    seconds: float = 0.0
-    events: float = 0.0
-
-    def minus(self, before: CommitStats) -> CommitStats:
-        return CommitStats(self.commits - before.commits, self.seconds - before.seconds, self.events - before.events)
-
-
-def commit_stats(http: httpx.Client) -> CommitStats:
-    values: dict[str, float] = {}
-    for line in http.get("/metrics").text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in (
-            "eventlog_journal_commit_seconds_count",
-            "eventlog_journal_commit_seconds_sum",
-            "eventlog_journal_group_events_sum",
-        ):
-            values[name] = float(value)
-    return CommitStats(
-        values.get("eventlog_journal_commit_seconds_count", 0.0),
-        values.get("eventlog_journal_commit_seconds_sum", 0.0),
-        values.get("eventlog_journal_group_events_sum", 0.0),
-    )
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(1, math.ceil(len(ordered) * q / 100))
-    return ordered[rank - 1]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, from /proc (0 where that is missing)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def machine_busy_seconds() -> float:
-    """CPU time of every process on the machine so far, summed over cores (Linux /proc/stat; 0 elsewhere)."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0.0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class Phase:
     name: str
     label: str
     healthz: Timings = field(default_factory=Timings)
     commits: CommitStats = field(default_factory=CommitStats)
-    server_cpu_s: float = 0.0
-    bench_cpu_s: float = 0.0
-    machine_cpu_s: float = 0.0
-    opensearch_cpu_s: float = 0.0
+    cpu: CpuUse = field(default_factory=lambda: CpuUse({}, 0.0))  # keys: server, bench, opensearch
     wall_s: float = 0.0
     mismatches: list[str] = field(default_factory=list)
 
@@ -1025,7 +934,7 @@ def opensearch_cpu_seconds(client: OpenSearch) -> float:
 
 def run_phase(
     phase: Phase,
-    server: ServerProcess,
+    server: Server,
     secret: str,
     queries: Sequence[Query],
     prepare_direct: Callable[[], None],
@@ -1066,15 +975,17 @@ def run_phase(
                 if attempt == 0 and not same_result(query, api_result(query, body), result):
                     phase.mismatches.append(query.spec.name)
 
-        before = commit_stats(http)
-        cpu_before = (
-            cpu_seconds(server.pid),
-            own_cpu_seconds(),
-            machine_busy_seconds(),
-            time.perf_counter(),
-            opensearch_cpu_seconds(opensearch),
+        before = server.commit_stats()
+        cpu = CpuMeter(
+            {
+                "server": server.cpu_seconds,
+                "bench": own_cpu_seconds,
+                "opensearch": lambda: opensearch_cpu_seconds(opensearch),
+            }
         )
-        shown = time.perf_counter()
+        cpu.start()
+        started = time.perf_counter()
+        shown = started
         for round_number in range(1, args.runs + 1):
             for query in queries:
                 timings = query.api[name]
@@ -1097,14 +1008,10 @@ def run_phase(
             now = time.perf_counter()
             if now - shown >= PROGRESS_EVERY_S or round_number == args.runs:
                 shown = now
-                say(name, f"round {round_number}/{args.runs} done ({now - cpu_before[3]:.0f} s)")
-        after = commit_stats(http)
-        phase.commits = after.minus(before)
-        phase.server_cpu_s = cpu_seconds(server.pid) - cpu_before[0]
-        phase.bench_cpu_s = own_cpu_seconds() - cpu_before[1]
-        phase.machine_cpu_s = machine_busy_seconds() - cpu_before[2]
-        phase.opensearch_cpu_s = opensearch_cpu_seconds(opensearch) - cpu_before[4]
-        phase.wall_s = time.perf_counter() - cpu_before[3]
+                say(name, f"round {round_number}/{args.runs} done ({now - started:.0f} s)")
+        phase.commits = server.commit_stats().minus(before)
+        phase.cpu = cpu.stop()
+        phase.wall_s = time.perf_counter() - started
 
 
 def _within(timings: Timings, args: argparse.Namespace) -> bool:
@@ -1112,8 +1019,8 @@ def _within(timings: Timings, args: argparse.Namespace) -> bool:
     return len(timings.values) < 5 or timings.spent < args.budget_seconds
 
 
-def start_server(data_dir: Path, env: dict[str, str], phase: str) -> tuple[ServerProcess, str]:
-    server = ServerProcess(data_dir, env=env, startup_timeout=60.0)
+def start_server(data_dir: Path, env: dict[str, str], phase: str) -> tuple[Server, str]:
+    server = Server(data_dir, env=env, startup_timeout=60.0)
     secret = server.create_token(BIG_TENANT, ["events:read"])
     server.start()
     say(phase, f"eventlog serve (pid {server.pid}) on {server.url}, data dir {data_dir}")
@@ -1183,8 +1090,7 @@ def report(
         f"{'#':>2} {'query':<18} {'matches':>9} {'runs':>4} {'API p50':>8} {'API p95':>8} "
         f"{'store p50':>9} {'store p95':>9} {'API/store':>9}"
     )
-    print(head)
-    print("-" * len(head))
+    print_header(head)
     for number, query in enumerate(queries, 1):
         api, store = query.api["embedded"], query.direct["embedded"]
         flag = "!" if not query.spec.aggregates and api.p(95) > TARGET_EMBEDDED_P95_MS else " "
@@ -1205,8 +1111,7 @@ def report(
         f"{'#':>2} {'query':<18} {'matches':>9} {'runs':>4} {'API p50':>8} {'API p95':>8} {'paced p50':>9} "
         f"{'direct p50':>10} {'direct p95':>10} {'took p50':>8} {'API/direct':>10}"
     )
-    print(head)
-    print("-" * len(head))
+    print_header(head)
     ratios: list[float] = []
     for number, query in enumerate(queries, 1):
         api, direct = query.api["opensearch"], query.direct["opensearch"]
@@ -1292,12 +1197,12 @@ def report(
     )
     print()
     for phase in (embedded, remote):
-        others = phase.machine_cpu_s - phase.server_cpu_s - phase.bench_cpu_s - phase.opensearch_cpu_s
+        used, others = phase.cpu.seconds, phase.cpu.other
         wall = max(phase.wall_s, 1e-9)
         print(
             f"CPU during the {phase.label} rounds ({phase.wall_s:.0f} s wall, {os.cpu_count()} cores): eventlog serve "
-            f"{phase.server_cpu_s:.1f} s, this client {phase.bench_cpu_s:.1f} s, OpenSearch {phase.opensearch_cpu_s:.1f} s, "
-            f"other processes {max(others, 0.0):.1f} s = {max(others, 0.0) / wall:.2f} cores on average"
+            f"{used['server']:.1f} s, this client {used['bench']:.1f} s, OpenSearch {used['opensearch']:.1f} s, "
+            f"other processes {others:.1f} s = {others / wall:.2f} cores on average"
             + (" (a busy machine: the figures are pessimistic)" if others / wall > 0.25 else "")
         )
     print("\nall targets met" if met else "\nsome targets were NOT met (see above)")
@@ -1372,19 +1277,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "with the same DIR, --events and --seed (default: a temporary directory, deleted at the end)",
     )
     args = parser.parse_args(argv)
-    if args.events < 10_000:
-        parser.error("--events must be at least 10000 (the deep page needs 20 pages of failures)")
+    if args.events < 40_000:
+        parser.error("--events must be at least 40000 (the deep page needs 20 pages of 100 failures in one tenant)")
     if args.runs < 1 or args.warmup < 1 or args.budget_seconds <= 0 or args.pace_ms < 0:
         parser.error("--runs and --warmup must be at least 1, --budget-seconds positive, --pace-ms not negative")
     return args
-
-
-def drop(client: OpenSearch, prefix: str) -> None:
-    """Delete a prefix's daily indices and its template."""
-    with contextlib.suppress(NotFoundError):
-        client.indices.delete(index=f"{prefix}-events-*", params={"expand_wildcards": "all"})
-    with contextlib.suppress(NotFoundError):
-        client.indices.delete_index_template(name=template_name(prefix))
 
 
 def reusable(work: Path, args: argparse.Namespace, url: str, client: OpenSearch) -> dict[str, Any] | None:
@@ -1411,116 +1308,101 @@ def reusable(work: Path, args: argparse.Namespace, url: str, client: OpenSearch)
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    cleanup: list[Callable[[], None]] = []
-    met = False
-    try:
+    return run_benchmark("bench/search.py", lambda teardown: benchmark(args, teardown))
+
+
+def benchmark(args: argparse.Namespace, teardown: Teardown) -> bool:
+    """One run; True when every target was met."""
+    if args.keep:
+        work = Path(args.keep).resolve()
+        work.mkdir(parents=True, exist_ok=True)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="eventlog-bench-search-"))
+        teardown.add(lambda: shutil.rmtree(work, ignore_errors=True))
+    node = start_opensearch_node(teardown, HTTP_TIMEOUT_S)
+    url, load_client = node.url, node.client
+
+    manifest = reusable(work, args, url, load_client) if args.keep else None
+    if manifest is not None:
+        anchor = datetime.fromisoformat(manifest["anchor"])
+        prefix = str(manifest["prefix"])
+        loaded = LoadResult(**manifest["loaded"])
+        say("load", f"reusing the {args.events:,} events loaded at {format_time(anchor)} in {work} ({prefix})")
+    else:
+        for sub in ("sqlite", "opensearch"):
+            shutil.rmtree(work / sub, ignore_errors=True)
+        (work / MANIFEST).unlink(missing_ok=True)
+        anchor = datetime.now(UTC).replace(microsecond=0)
+        prefix = f"benchsearch{uuid.uuid4().hex[:8]}"
+        if node.given and not args.keep:
+            teardown.add(lambda: drop_indices(load_client, prefix))
+        loaded = load(args, anchor, work / "sqlite" / "search.db", load_client, prefix)
         if args.keep:
-            work = Path(args.keep).resolve()
-            work.mkdir(parents=True, exist_ok=True)
-        else:
-            work = Path(tempfile.mkdtemp(prefix="eventlog-bench-search-"))
-            cleanup.append(lambda: shutil.rmtree(work, ignore_errors=True))
-        given = os.environ.get("OPENSEARCH_URL")
-        say("node", f"using OPENSEARCH_URL={given}" if given else "starting a node with scripts/opensearch.sh ...")
-        url, stop_node = start_opensearch()
-        cleanup.append(stop_node)
-        load_client = OpenSearch(hosts=[url], timeout=HTTP_TIMEOUT_S, max_retries=0)
-        cleanup.append(load_client.close)
-        say("node", f"OpenSearch {load_client.info()['version']['number']} at {url}")
+            manifest = {
+                "events": args.events,
+                "seed": args.seed,
+                "url": url,
+                "anchor": anchor.isoformat(),
+                "prefix": prefix,
+                "loaded": loaded.__dict__,
+            }
+            (work / MANIFEST).write_bytes(orjson.dumps(manifest))
 
-        manifest = reusable(work, args, url, load_client) if args.keep else None
-        if manifest is not None:
-            anchor = datetime.fromisoformat(manifest["anchor"])
-            prefix = str(manifest["prefix"])
-            loaded = LoadResult(**manifest["loaded"])
-            say("load", f"reusing the {args.events:,} events loaded at {format_time(anchor)} in {work} ({prefix})")
-        else:
-            for sub in ("sqlite", "opensearch"):
-                shutil.rmtree(work / sub, ignore_errors=True)
-            (work / MANIFEST).unlink(missing_ok=True)
-            anchor = datetime.now(UTC).replace(microsecond=0)
-            prefix = f"benchsearch{uuid.uuid4().hex[:8]}"
-            if given and not args.keep:
-                cleanup.append(lambda: drop(load_client, prefix))
-            loaded = load(args, anchor, work / "sqlite" / "search.db", load_client, prefix)
-            if args.keep:
-                manifest = {
-                    "events": args.events,
-                    "seed": args.seed,
-                    "url": url,
-                    "anchor": anchor.isoformat(),
-                    "prefix": prefix,
-                    "loaded": loaded.__dict__,
-                }
-                (work / MANIFEST).write_bytes(orjson.dumps(manifest))
+    runner = asyncio.Runner()
+    teardown.add(runner.close)
+    client = build_client(Settings(opensearch_url=url))  # the service's client settings
+    teardown.add(client.close)
+    embedded = Embedded(work / "sqlite" / "search.db", runner)
+    teardown.add(embedded.close)
+    remote = Remote(client, prefix, runner)
+    queries = build_queries(anchor)
 
-        runner = asyncio.Runner()
-        cleanup.append(runner.close)
-        client = build_client(Settings(opensearch_url=url))  # the service's client settings
-        cleanup.append(client.close)
-        embedded = Embedded(work / "sqlite" / "search.db", runner)
-        cleanup.append(embedded.close)
-        remote = Remote(client, prefix, runner)
-        queries = build_queries(anchor)
+    say("check", "every query once on both stores, in this process ...")
+    problems = conformance(queries, embedded, remote)
+    if args.explain:
+        for query in queries:
+            sql, plan = embedded.explain(query)
+            print(f"\n[explain] {query.spec.name}: {sql[:600]}{' ...' if len(sql) > 600 else ''}")
+            for line in plan:
+                print(f"[explain]   {line}")
 
-        say("check", "every query once on both stores, in this process ...")
-        problems = conformance(queries, embedded, remote)
-        if args.explain:
-            for query in queries:
-                sql, plan = embedded.explain(query)
-                print(f"\n[explain] {query.spec.name}: {sql[:600]}{' ...' if len(sql) > 600 else ''}")
-                for line in plan:
-                    print(f"[explain]   {line}")
+    phases = {"embedded": Phase("embedded", "embedded"), "opensearch": Phase("opensearch", "OpenSearch")}
+    server, secret = start_server(work / "sqlite", {}, "embedded")
+    with server:
 
-        phases = {"embedded": Phase("embedded", "embedded"), "opensearch": Phase("opensearch", "OpenSearch")}
-        server, secret = start_server(work / "sqlite", {}, "embedded")
-        with server:
+        def embedded_direct(query: Query) -> tuple[float, float | None, Result]:
+            started = time.perf_counter()
+            result = embedded.run(query)
+            return time.perf_counter() - started, None, result
 
-            def embedded_direct(query: Query) -> tuple[float, float | None, Result]:
-                started = time.perf_counter()
-                result = embedded.run(query)
-                return time.perf_counter() - started, None, result
+        run_phase(phases["embedded"], server, secret, queries, lambda: None, embedded_direct, args, client, paced=False)
+        say("embedded", f"eventlog serve stopped (exit {server.stop()})")
 
-            run_phase(
-                phases["embedded"], server, secret, queries, lambda: None, embedded_direct, args, client, paced=False
-            )
-            say("embedded", f"eventlog serve stopped (exit {server.stop()})")
+    env = {"EVENTLOG_OPENSEARCH_URL": url, "EVENTLOG_OPENSEARCH_INDEX_PREFIX": prefix}
+    server, secret = start_server(work / "opensearch", env, "opensearch")
+    with server:
+        compiled: dict[str, Compiled] = {}
 
-        env = {"EVENTLOG_OPENSEARCH_URL": url, "EVENTLOG_OPENSEARCH_INDEX_PREFIX": prefix}
-        server, secret = start_server(work / "opensearch", env, "opensearch")
-        with server:
-            compiled: dict[str, Compiled] = {}
+        def compile_all() -> None:
+            compiled.update({q.spec.name: remote.compile(q) for q in queries})
 
-            def compile_all() -> None:
-                compiled.update({q.spec.name: remote.compile(q) for q in queries})
+        def remote_direct(query: Query) -> tuple[float, float | None, Result]:
+            return remote.send(query, compiled[query.spec.name])
 
-            def remote_direct(query: Query) -> tuple[float, float | None, Result]:
-                return remote.send(query, compiled[query.spec.name])
+        run_phase(
+            phases["opensearch"],
+            server,
+            secret,
+            queries,
+            compile_all,
+            remote_direct,
+            args,
+            client,
+            paced=args.pace_ms > 0,
+        )
+        say("opensearch", f"eventlog serve stopped (exit {server.stop()})")
 
-            run_phase(
-                phases["opensearch"],
-                server,
-                secret,
-                queries,
-                compile_all,
-                remote_direct,
-                args,
-                client,
-                paced=args.pace_ms > 0,
-            )
-            say("opensearch", f"eventlog serve stopped (exit {server.stop()})")
-
-        met = report(queries, phases, loaded, anchor, problems, args)
-    except (BenchError, RuntimeError) as exc:
-        print(f"\nbench/search.py: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        for step in reversed(cleanup):
-            try:
-                step()
-            except Exception as exc:  # clean up as much as possible
-                print(f"bench/search.py: cleanup: {exc!r}", file=sys.stderr)
-    return 0 if met else 2
+    return report(queries, phases, loaded, anchor, problems, args)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import os
 import random
-import resource
 import shutil
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from typing import Literal
 import uuid_utils
 from prometheus_client import CollectorRegistry
 
+from bench.harness import BenchError, Teardown, own_cpu_seconds, print_header, run_benchmark, say
 from bench.opensearch import make_event
 from eventlog.canonical import canonical_json
 from eventlog.fanout import FanOut
@@ -61,14 +61,6 @@ TARGET_TCP_EVENTS_PER_S = 20_000.0
 TENANT = "bench"
 APPEND_CHUNK = 1_000
 RECEIVED_TIMEOUT_S = 300.0
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot go on; the message says why."""
-
-
-def say(phase: str, text: str) -> None:
-    print(f"[{phase}] {text}", flush=True)
 
 
 async def fill_journal(path: Path, n: int, seed: int) -> tuple[Journal, float]:
@@ -141,7 +133,7 @@ async def run(transport: Transport, journal: Journal, receiver: Receiver, ca: Pa
     # Each run forwards the whole journal: forget the cursor the previous run left.
     await journal.call(lambda conn: conn.execute("DELETE FROM sink_cursors"))
     n = journal.last_seq
-    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = own_cpu_seconds()
     started = time.perf_counter()
     fanout.start()
     state = fanout.states[sink.name]
@@ -150,7 +142,7 @@ async def run(transport: Transport, journal: Journal, receiver: Receiver, ca: Pa
         if state.failures > args.max_failures:
             raise BenchError(f"{transport}: the sink failed {state.failures} times: {state.last_error}")
     confirmed = time.perf_counter() - started
-    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_after = own_cpu_seconds()
     await fanout.stop()
     deadline = time.monotonic() + RECEIVED_TIMEOUT_S
     while (lines := _received_lines(receiver)) < n:
@@ -174,7 +166,7 @@ async def run(transport: Transport, journal: Journal, receiver: Receiver, ca: Pa
         connections=count("eventlog_syslog_connections_total"),
         unconfirmed=count("eventlog_syslog_unconfirmed_events_total"),
         failures=count("eventlog_sink_failures_total"),
-        cpu_seconds=(cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime),
+        cpu_seconds=cpu_after - cpu_before,
     )
 
 
@@ -188,8 +180,7 @@ def report(results: Sequence[Result], mean_bytes: float, args: argparse.Namespac
         f"{'transport':<10} {'confirmed s':>11} {'events/s':>10} {'written by rsyslog s':>21} {'events/s':>10} "
         f"{'eventlog CPU s':>15} {'connections':>11} {'resent':>7}"
     )
-    print(head)
-    print("-" * len(head))
+    print_header(head)
     met = True
     for r in results:
         verdict = ""
@@ -263,16 +254,17 @@ async def main_async(args: argparse.Namespace, work: Path) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # OSError too: rsyslog that cannot start or bind is an error of the run, not of this script.
+    return run_benchmark("bench/syslog.py", lambda teardown: benchmark(args, teardown), (RuntimeError, OSError))
+
+
+def benchmark(args: argparse.Namespace, teardown: Teardown) -> bool:
+    """One run; True when the target was met."""
     work = Path(tempfile.mkdtemp(prefix="eventlog-bench-syslog-"))
-    try:
-        met = asyncio.run(main_async(args, work))
-        print(f"(load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores; rsyslog runs on the same machine)")
-    except (BenchError, RuntimeError, OSError) as exc:
-        print(f"\nbench/syslog.py: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return 0 if met else 2
+    teardown.add(lambda: shutil.rmtree(work, ignore_errors=True))
+    met = asyncio.run(main_async(args, work))
+    print(f"(load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores; rsyslog runs on the same machine)")
+    return met
 
 
 if __name__ == "__main__":
