@@ -95,6 +95,33 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.cloudtrail_sqs_received = Counter(
+            "eventlog_cloudtrail_sqs_messages_received",
+            "SQS notification messages the CloudTrail poll received (again after each visibility timeout).",
+            registry=self.registry,
+        )
+        self.cloudtrail_sqs_deleted = Counter(
+            "eventlog_cloudtrail_sqs_messages_deleted",
+            "SQS notification messages deleted: their files imported, or nothing to import, or malformed.",
+            registry=self.registry,
+        )
+        self.cloudtrail_sqs_ignored = Counter(
+            "eventlog_cloudtrail_sqs_messages_ignored",
+            "SQS notification messages deleted with nothing to import: test_event, not_object_created,"
+            " other_bucket, not_cloudtrail, digest_not_validated.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.cloudtrail_sqs_malformed = Counter(
+            "eventlog_cloudtrail_sqs_messages_malformed",
+            "SQS messages deleted because their body is no notification.",
+            registry=self.registry,
+        )
+        self.cloudtrail_sqs_failed = Counter(
+            "eventlog_cloudtrail_sqs_messages_failed",
+            "SQS notification messages left in the queue after an error (received again after the visibility timeout).",
+            registry=self.registry,
+        )
 
     def observe_commit(self, seconds: float, events: int) -> None:
         self.journal_commit_seconds.observe(seconds)

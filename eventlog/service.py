@@ -189,7 +189,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     checkpointer = Checkpointer(journal, key, settings.checkpoint_interval_seconds)
     ctx = Context(settings=settings, journal=journal, tokens=tokens, auth=auth, fanout=fanout, metrics=metrics)
     self_audit = JournalEmitter(journal, source="eventlog")
-    poller = CloudTrailPoller(settings, journal, metrics) if settings.cloudtrail_bucket is not None else None
+    # A queue without a bucket is refused by the poller (its error names the setting), not silently unused.
+    wanted = settings.cloudtrail_bucket is not None or settings.cloudtrail_sqs_queue_url is not None
+    poller = CloudTrailPoller(settings, journal, metrics) if wanted else None
     if poller is not None:
         ctx.readiness["cloudtrail"] = poller.status
     retention, holds, lock = retention_parts(settings, journal, [s.name for s in sinks], clock)

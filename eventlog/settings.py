@@ -220,6 +220,10 @@ class Settings(BaseSettings):
     cloudtrail_poll_interval_seconds: float = Field(
         300.0, gt=0, description="CloudTrail poll: pause between two imports, in seconds."
     )
+    cloudtrail_sqs_queue_url: str | None = Field(
+        None,
+        description="CloudTrail poll from a queue: URL of an SQS queue of S3 event notifications (S3 -> SQS, S3 -> SNS -> SQS, or the trail's own SNS notifications) about cloudtrail_bucket; when set, the poll long-polls it and imports the files the notifications name instead of listing the bucket. The queue URL's host is the SQS endpoint.",
+    )
     cloudtrail_digest_public_keys: dict[str, str] = Field(
         default_factory=dict,
         description="CloudTrail digest validation: public key fingerprint -> key, JSON object; the key as `aws cloudtrail list-public-keys` prints it (base64 DER), PEM, or the path of a file holding either. When set, digest files are verified and every log file is checked against them.",

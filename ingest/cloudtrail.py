@@ -14,7 +14,8 @@ are, when public keys are configured: see ingest/cloudtrail_digest.py.
 A checkpoint per (bucket, prefix, account, region) in ``cloudtrail.db`` in the
 data dir remembers the newest key read and every key read in the last days,
 so a re-run reads only new files; late deliveries into a day already read are
-still picked up (listing restarts one day before the newest key).
+still picked up (listing restarts one day before the newest key). `import_cloudtrail_keys` reads, instead of
+a listing, the keys S3 event notifications name (ingest/cloudtrail_sqs.py), by the same rules.
 
 Integrity: the SHA-256 of every log file's uncompressed content is computed
 while it is read and kept with its checkpoint. A log file that a valid digest
@@ -52,7 +53,7 @@ from pydantic import ValidationError
 from eventlog.canonical import MAX_SAFE_INT, canonical_json
 from eventlog.journal import Appended, Prepared
 from eventlog.model import MAX_DETAILS_STRING, EventIn, format_time
-from ingest.cloudtrail_digest import DigestStore, IntegrityFailure, S3Client, verify_new_digests
+from ingest.cloudtrail_digest import DigestStore, IntegrityFailure, S3Client, verify_digests, verify_new_digests
 
 __all__ = [
     "CheckpointStore",
@@ -60,10 +61,13 @@ __all__ = [
     "Limits",
     "LogFile",
     "MalformedFile",
+    "NotifiedKey",
     "S3Client",
     "SkipRecord",
     "import_cloudtrail",
+    "import_cloudtrail_keys",
     "iter_records",
+    "locate_key",
     "map_record",
 ]
 
@@ -514,6 +518,38 @@ def discover_trails(s3: S3Client, bucket: str, prefix: str, *, digests: bool = F
     return sorted(trails, key=lambda t: t.folder)
 
 
+@dataclass(frozen=True, slots=True)
+class NotifiedKey:
+    """Where a key named by a notification lies in the layout: its trail, and whether it is a digest file."""
+
+    trail: Trail
+    digest: bool
+
+
+@functools.lru_cache(maxsize=16)
+def _layout(prefix: str) -> re.Pattern[str]:
+    """The keys discover_trails and list_new_files would find under `prefix`, log and digest files alike."""
+    return re.compile(
+        re.escape(_base(prefix))
+        + r"(?P<root>(?:o-[a-z0-9]{10,32}/)?(?P<account>\d{12})/)"
+        + r"(?P<kind>CloudTrail|CloudTrail-Digest)/(?P<region>[^/]+)/.+\.json\.gz"
+    )
+
+
+def locate_key(prefix: str, key: str) -> NotifiedKey | None:
+    """The trail of a CloudTrail log or digest file key under `prefix`; None for any other key.
+
+    The same keys the listing reads: ``.json.gz`` under an account's (or an organization member's)
+    ``CloudTrail/<region>/`` or ``CloudTrail-Digest/<region>/`` folder; ``CloudTrail-Insight/`` is not one.
+    """
+    match = _layout(prefix).fullmatch(key)
+    if match is None:
+        return None
+    region = match["region"]
+    folder = f"{_base(prefix)}{match['root']}CloudTrail/{region}/"
+    return NotifiedKey(Trail(match["account"], region, folder), match["kind"] == "CloudTrail-Digest")
+
+
 def _key_day(key: str) -> date | None:
     match = _KEY_DAY.search(key)
     if match is None:
@@ -938,12 +974,16 @@ class _Import:
     _pipeline: _Pipeline = field(init=False)
     _unsettled: deque[_Read] = field(default_factory=deque)
 
-    async def run(self) -> ImportStats:
+    async def run(self, notified: Iterable[str] | None = None) -> ImportStats:
+        """Every trail the listing finds; or, given `notified`, only those keys."""
         self.stats.validation = self.public_keys is not None
         self._pipeline = _Pipeline(self.append, self.stats)
         try:
-            for trail in discover_trails(self.s3, self.bucket, self.prefix, digests=self.public_keys is not None):
-                await self._trail(trail)
+            if notified is None:
+                for trail in discover_trails(self.s3, self.bucket, self.prefix, digests=self.public_keys is not None):
+                    await self._trail(trail)
+            else:
+                await self._notified(notified)
             await self._pipeline.drain()
         finally:
             # Whatever stopped the run, the files whose events are durable are checkpointed.
@@ -986,23 +1026,67 @@ class _Import:
         last = None if self.reread else self.checkpoints.last_key(self.bucket, self.prefix, trail)
         seen = set() if self.reread else self.checkpoints.seen(self.bucket, trail.folder)
         keys = set(list_new_files(self.s3, self.bucket, trail, last_key=last, since=self.since, seen=seen))
-        digests = self.checkpoints.digests
         if self.public_keys is not None:
             # Digests first: a log file they list is then checked before its records are imported.
             start = _start_day(last, self.since)
-            valid, failures = verify_new_digests(
-                self.s3,
-                bucket=self.bucket,
-                folder=trail.digest_folder,
-                start_after=f"{trail.digest_folder}{start:%Y/%m/%d}" if start else "",
-                keys=self.public_keys,
-                store=digests,
+            self._digested(
+                verify_new_digests(
+                    self.s3,
+                    bucket=self.bucket,
+                    folder=trail.digest_folder,
+                    start_after=f"{trail.digest_folder}{start:%Y/%m/%d}" if start else "",
+                    keys=self.public_keys,
+                    store=self.checkpoints.digests,
+                )
             )
-            self.stats.digests += valid
-            for failure in failures:
-                self._fail(failure)
+        await self._files(trail, keys, seen.__contains__)
+
+    async def _notified(self, keys: Iterable[str]) -> None:
+        """The log and digest files notifications named, read by the listing's rules, trail by trail.
+
+        Instead of the listing: a log file already read is passed over (checked one key at a time, not by loading
+        the folder's keys), and each digest file named is checked unless it was before.
+        """
+        digests = self.checkpoints.digests
+        trails: dict[Trail, tuple[set[str], list[str]]] = {}
+        for key in keys:
+            where = locate_key(self.prefix, key)
+            if where is None:
+                continue  # not a CloudTrail file: the caller counts it
+            logs, digest_keys = trails.setdefault(where.trail, (set(), []))
+            if not where.digest:
+                if not self._was_read(key):
+                    logs.add(key)
+            elif self.public_keys is not None and key not in digest_keys and not digests.checked(self.bucket, key):
+                digest_keys.append(key)
+        for trail, (logs, digest_keys) in sorted(trails.items(), key=lambda item: item[0].folder):
+            if self.public_keys is not None:
+                self._digested(
+                    verify_digests(
+                        self.s3,
+                        bucket=self.bucket,
+                        digest_keys=sorted(digest_keys),  # oldest first, as the listing checks them
+                        keys=self.public_keys,
+                        store=digests,
+                    )
+                )
+            await self._files(trail, logs, self._was_read)
+
+    def _was_read(self, key: str) -> bool:
+        return self.checkpoints.file(self.bucket, key) is not None
+
+    def _digested(self, checked: tuple[int, list[IntegrityFailure]]) -> None:
+        valid, failures = checked
+        self.stats.digests += valid
+        for failure in failures:
+            self._fail(failure)
+
+    async def _files(self, trail: Trail, keys: set[str], was_read: Callable[[str], bool]) -> None:
+        """Import `keys` of `trail` (not read yet), and the files its valid digests list that wait for a check."""
+        digests = self.checkpoints.digests
+        if self.public_keys is not None:
             for key, expected in sorted(digests.pending(self.bucket, trail.folder).items()):
-                if key in seen:
+                if was_read(key):
                     self._check_read_file(key, expected)
                 else:
                     keys.add(key)  # even when the listing no longer reaches its day (held back for long)
@@ -1193,3 +1277,47 @@ async def import_cloudtrail(
         now=now,
     )
     return await run.run()
+
+
+async def import_cloudtrail_keys(
+    s3: S3Client,
+    *,
+    bucket: str,
+    prefix: str,
+    keys: Iterable[str],
+    append: AppendFn,
+    checkpoints: CheckpointStore,
+    tenants: Mapping[str, str],
+    limits: Limits,
+    public_keys: Mapping[str, rsa.RSAPublicKey] | None = None,
+    require_digest: bool = False,
+    progress: Callable[[str], None] = lambda _: None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    stats: ImportStats | None = None,
+) -> ImportStats:
+    """Import the files `keys` name (from S3 event notifications) as `import_cloudtrail` imports listed ones.
+
+    Nothing is listed. Keys outside the layout (`locate_key`), digest files when no `public_keys` are given and
+    log files already read are passed over. Every other rule is the listing's: checkpoints, hashes compared
+    with digests whichever comes first, files a digest listed and that wait (held back, or named before they
+    were notified) imported when that digest is checked, malformed files reported and checkpointed. Counts go
+    to `stats` when given (one object across several calls). S3 and journal errors propagate; the files whose
+    events are durable by then stay read.
+    """
+    run = _Import(
+        s3=s3,
+        bucket=bucket,
+        prefix=prefix,
+        append=append,
+        checkpoints=checkpoints,
+        tenants=tenants,
+        limits=limits,
+        since=None,
+        reread=False,
+        public_keys=public_keys,
+        require_digest=require_digest,
+        progress=progress,
+        now=now,
+        stats=ImportStats() if stats is None else stats,
+    )
+    return await run.run(list(keys))

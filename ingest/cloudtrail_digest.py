@@ -30,7 +30,7 @@ import binascii
 import hashlib
 import sqlite3
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +51,7 @@ __all__ = [
     "load_public_keys",
     "parse_digest",
     "signing_string",
+    "verify_digests",
     "verify_new_digests",
     "verify_signature",
 ]
@@ -323,6 +324,11 @@ class DigestStore:
         )
         return {str(r[0]) for r in rows}
 
+    def checked(self, bucket: str, key: str) -> bool:
+        """Whether the digest `key` was checked before (valid or not): it is never checked twice."""
+        row = self._conn.execute("SELECT 1 FROM digests WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+        return row is not None
+
     def link(self, bucket: str, key: str) -> Link | None:
         row = self._conn.execute(
             "SELECT signature, sha256, sha256_compressed FROM digests WHERE bucket = ? AND key = ?", (bucket, key)
@@ -433,20 +439,31 @@ def verify_new_digests(
     keys: Mapping[str, rsa.RSAPublicKey],
     store: DigestStore,
 ) -> tuple[int, list[IntegrityFailure]]:
-    """Check every digest under `folder` not checked before, oldest first; returns (valid ones, failures).
+    """Check every digest under `folder` not checked before, oldest first; returns (valid ones, failures)."""
+    seen = store.seen(bucket, folder)
+    # Keys sort by day, then trail name, then end time: each trail's digests come oldest first, so a digest's
+    # predecessor is usually in the store by the time it is checked.
+    new = (key for key in _list(s3, bucket, folder, start_after) if key not in seen)
+    return verify_digests(s3, bucket=bucket, digest_keys=new, keys=keys, store=store)
+
+
+def verify_digests(
+    s3: S3Client,
+    *,
+    bucket: str,
+    digest_keys: Iterable[str],
+    keys: Mapping[str, rsa.RSAPublicKey],
+    store: DigestStore,
+) -> tuple[int, list[IntegrityFailure]]:
+    """Check each of `digest_keys` (not checked before) in that order; returns (valid ones, failures).
 
     A digest whose signature verifies vouches for its log files' hashes, even when its chain is broken (the
     break says an earlier digest was deleted or replaced, not that this one lies). One that does not verify
     vouches for nothing. S3 errors other than a missing previous digest propagate.
     """
-    seen = store.seen(bucket, folder)
     valid = 0
     failures: list[IntegrityFailure] = []
-    # Keys sort by day, then trail name, then end time: each trail's digests come oldest first, so a digest's
-    # predecessor is usually in the store by the time it is checked.
-    for key in _list(s3, bucket, folder, start_after):
-        if key in seen:
-            continue
+    for key in digest_keys:
         data, metadata = _fetch(s3, bucket, key)
         digest: Digest | None = None
         try:

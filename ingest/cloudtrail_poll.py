@@ -1,4 +1,5 @@
-"""The service's periodic CloudTrail import: `import_cloudtrail` every interval, into the live journal.
+"""The service's CloudTrail import into the live journal: `import_cloudtrail` every interval, or, with
+settings.cloudtrail_sqs_queue_url, the files S3 event notifications in that queue name (ingest/cloudtrail_sqs.py).
 
 Each run goes through the service's own `Journal` object (its one writer thread), so no second writer ever
 opens the journal file. The run itself (boto3 listing and reads, gzip, ijson, mapping) is blocking work, so it
@@ -9,20 +10,25 @@ store (SQLite) is opened and closed in that thread at every run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 
 from eventlog.journal import Appended, Journal, Prepared
 from eventlog.metrics import Metrics
 from eventlog.settings import Settings
-from ingest.cloudtrail import CheckpointStore, ImportStats, Limits, import_cloudtrail
+from ingest.cloudtrail import CheckpointStore, ImportStats, Limits, import_cloudtrail, import_cloudtrail_keys
 from ingest.cloudtrail_digest import load_public_keys
+from ingest.cloudtrail_sqs import MessageCounts, QueueConsumer, check_queue_url, sqs_client
 
 __all__ = ["CloudTrailPoller", "limits_of"]
 
@@ -30,6 +36,10 @@ log = logging.getLogger(__name__)
 
 # Integrity failures /readyz shows, newest last; the counters in /metrics count them all.
 RECENT_FAILURES = 20
+# After a failed receive from the queue the next one waits this long, doubling up to the poll interval.
+SQS_FIRST_BACKOFF_SECONDS = 1.0
+
+_T = TypeVar("_T")
 
 
 def limits_of(settings: Settings) -> Limits:
@@ -42,6 +52,33 @@ def limits_of(settings: Settings) -> Limits:
     )
 
 
+async def _in_daemon_thread(work: Callable[[], _T]) -> _T:
+    """`work()` in a daemon thread: unlike asyncio.to_thread, the service's shutdown does not wait for it.
+
+    For the queue's long poll (up to 20 s): nothing is lost if the process ends during it, since a message
+    received and not yet deleted comes back after its visibility timeout.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():  # not cancelled meanwhile
+            outcome()
+
+    def run() -> None:
+        try:
+            result = work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            outcome = functools.partial(future.set_exception, exc)
+        else:
+            outcome = functools.partial(future.set_result, result)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
+            loop.call_soon_threadsafe(settle, outcome)
+
+    threading.Thread(target=run, name="cloudtrail-sqs-receive", daemon=True).start()
+    return await future
+
+
 @dataclass
 class _LastRun:
     started_at: str
@@ -51,14 +88,24 @@ class _LastRun:
 
 
 class CloudTrailPoller:
-    """Runs the import of settings.cloudtrail_bucket/prefix every settings.cloudtrail_poll_interval_seconds."""
+    """Runs the import of settings.cloudtrail_bucket/prefix every settings.cloudtrail_poll_interval_seconds.
+
+    With settings.cloudtrail_sqs_queue_url it reads that queue instead, one long poll after the other.
+    """
 
     def __init__(self, settings: Settings, journal: Journal, metrics: Metrics) -> None:
         if settings.cloudtrail_bucket is None:
-            raise ValueError("the CloudTrail poll needs cloudtrail_bucket")
+            raise ValueError(
+                "the CloudTrail poll needs cloudtrail_bucket (with cloudtrail_sqs_queue_url too: the bucket the"
+                " notifications are about)"
+            )
         self.bucket = settings.cloudtrail_bucket
         self.prefix = settings.cloudtrail_prefix
         self.interval = settings.cloudtrail_poll_interval_seconds
+        self.queue_url = settings.cloudtrail_sqs_queue_url
+        if self.queue_url is not None:
+            check_queue_url(self.queue_url)  # a wrong URL stops the service at start, with the fix named
+        self.mode = "list" if self.queue_url is None else "sqs"
         self._settings = settings
         self._journal = journal
         self._metrics = metrics
@@ -66,6 +113,9 @@ class CloudTrailPoller:
         # Read at start, so a key that cannot be read stops the service with its fingerprint named.
         self._public_keys = load_public_keys(settings.cloudtrail_digest_public_keys) or None
         self._s3: Any = None
+        self._consumer: QueueConsumer | None = None
+        self._messages = MessageCounts()
+        self._last_error: tuple[str, str] | None = None  # (at, error): in sqs mode, the latest, kept
         self._failures: Counter[str] = Counter()
         self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT_FAILURES)
         self.runs = 0
@@ -79,7 +129,8 @@ class CloudTrailPoller:
     def status(self) -> dict[str, Any]:
         """The part of /readyz under "cloudtrail"."""
         last = self.last
-        return {
+        status: dict[str, Any] = {
+            "mode": self.mode,
             "bucket": self.bucket,
             "prefix": self.prefix,
             "interval_seconds": self.interval,
@@ -88,6 +139,18 @@ class CloudTrailPoller:
             "last_run_seconds": round(last.seconds, 3) if last else None,
             "last_summary": last.summary if last else None,
             "last_error": last.error if last else None,
+        }
+        if self.queue_url is not None:
+            # A message that fails comes back only after its visibility timeout, and empty long polls run
+            # meanwhile: the latest error stays shown, with its time, instead of the last receive's.
+            status.update(
+                queue_url=self.queue_url,
+                messages=self._messages.as_dict(),
+                last_error=self._last_error[1] if self._last_error else None,
+                last_error_at=self._last_error[0] if self._last_error else None,
+            )
+        return {
+            **status,
             "integrity": {
                 "validation": self._public_keys is not None,
                 "require_digest": self._settings.cloudtrail_require_digest,
@@ -98,10 +161,71 @@ class CloudTrailPoller:
         }
 
     async def run_forever(self) -> None:
-        """One import at once, then one every interval; a failed run is logged and retried at the next round."""
+        """One import at once, then one every interval; a failed run is logged and retried at the next round.
+
+        In sqs mode: one long poll after the other; after a failed receive, a pause from 1 s doubling up to the
+        interval.
+        """
+        if self.queue_url is None:
+            while True:
+                await self.run_once()
+                await asyncio.sleep(self.interval)
+        backoff = 0.0
         while True:
-            await self.run_once()
-            await asyncio.sleep(self.interval)
+            if await self.receive_once():
+                backoff = 0.0
+            else:
+                backoff = min(self.interval, max(SQS_FIRST_BACKOFF_SECONDS, 2 * backoff))
+                await asyncio.sleep(backoff)
+
+    async def receive_once(self) -> bool:
+        """One long poll of the queue, and the import of the files its messages name; False if it failed."""
+        started = datetime.now(UTC)
+        clock = time.monotonic()
+        try:
+            # The client is made there too: making it takes a while, and a configuration error (no region)
+            # is then a failed receive, reported and retried like any other.
+            messages = await _in_daemon_thread(lambda: self._queue().receive())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - logged, counted, tried again after a pause
+            self.runs += 1
+            self._receive_failed(started, "cloudtrail sqs receive failed", exc)
+            return False
+        self.runs += 1
+        if not messages:
+            return True
+        stats = ImportStats()
+        counts = MessageCounts()
+        failed = False
+        try:
+            errors = await asyncio.to_thread(self._handle, self._queue(), messages, stats, counts)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. cloudtrail.db unreadable: the messages not deleted come back
+            errors, failed = [], True
+            self._receive_failed(started, "cloudtrail sqs batch failed", exc)
+        self._messages.add(counts)
+        m = self._metrics
+        m.cloudtrail_sqs_received.inc(counts.received)
+        m.cloudtrail_sqs_deleted.inc(counts.deleted)
+        m.cloudtrail_sqs_failed.inc(counts.failed)
+        m.cloudtrail_sqs_malformed.inc(counts.malformed)
+        for reason, count in counts.ignored.items():
+            m.cloudtrail_sqs_ignored.labels(reason).inc(count)
+        self._count(stats)
+        summary = {**stats.as_dict(), "messages": counts.as_dict()}
+        self.last = _LastRun(started.isoformat(), time.monotonic() - clock, summary, errors[-1] if errors else None)
+        if errors:
+            self._last_error = (datetime.now(UTC).isoformat(), errors[-1])
+        log.info("cloudtrail import", extra={"bucket": self.bucket, "queue_url": self.queue_url, "summary": summary})
+        return not failed
+
+    def _receive_failed(self, started: datetime, what: str, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        self._metrics.cloudtrail_poll_errors.inc()
+        self._last_error = (started.isoformat(), error)
+        log.error(what, extra={"queue_url": self.queue_url, "error": error})
 
     async def run_once(self) -> ImportStats | None:
         started = datetime.now(UTC)
@@ -156,15 +280,59 @@ class CloudTrailPoller:
             raise RuntimeError("the service is stopping")
         return await self._journal.append(tenant, items)
 
-    def _import(self) -> ImportStats:
-        """One run, in a worker thread: its own event loop; appends go to the service's journal writer."""
+    def _s3_client(self) -> Any:
         if self._s3 is None:
             self._s3 = boto3.session.Session().client("s3", endpoint_url=self._settings.cloudtrail_endpoint_url)
+        return self._s3
+
+    def _queue(self) -> QueueConsumer:
+        if self._consumer is None:
+            assert self.queue_url is not None
+            self._consumer = QueueConsumer(
+                sqs_client(self.queue_url),
+                self.queue_url,
+                bucket=self.bucket,
+                prefix=self.prefix,
+                digests=self._public_keys is not None,
+            )
+        return self._consumer
+
+    def _handle(
+        self, consumer: QueueConsumer, messages: list[dict[str, Any]], stats: ImportStats, counts: MessageCounts
+    ) -> list[str]:
+        """Import what a batch of messages names, in a worker thread, as `_import` does a listed run."""
+        s3 = self._s3_client()
+        checkpoints = CheckpointStore(self._settings.cloudtrail_path)
+
+        async def import_keys(keys: list[str]) -> None:
+            await import_cloudtrail_keys(
+                s3,
+                bucket=self.bucket,
+                prefix=self.prefix,
+                keys=keys,
+                append=self._append,
+                checkpoints=checkpoints,
+                tenants=self._settings.cloudtrail_account_tenants,
+                limits=self._limits,
+                public_keys=self._public_keys,
+                require_digest=self._settings.cloudtrail_require_digest,
+                progress=lambda line: log.debug(line),
+                stats=stats,
+            )
+
+        try:
+            return asyncio.run(consumer.handle(messages, import_keys, counts, stopping=lambda: self._stopping))
+        finally:
+            checkpoints.close()
+
+    def _import(self) -> ImportStats:
+        """One run, in a worker thread: its own event loop; appends go to the service's journal writer."""
+        s3 = self._s3_client()
         checkpoints = CheckpointStore(self._settings.cloudtrail_path)
         try:
             return asyncio.run(
                 import_cloudtrail(
-                    self._s3,
+                    s3,
                     bucket=self.bucket,
                     prefix=self.prefix,
                     append=self._append,
