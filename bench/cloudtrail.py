@@ -9,10 +9,10 @@ does (or ``S3_ENDPOINT_URL`` when set).
 
 The clock starts when `import_cloudtrail` starts (listing included) and stops when it returns, that is
 when every event has been acknowledged by the journal writer (committed, fsync included) and every file
-checkpointed. The journal, checkpoint store and mapping are eventlog's own (ingest/cloudtrail.py), with
-the default settings; as `eventlog cloudtrail import` does, what was built before the import is frozen
-out of the garbage collector's sight (gc.freeze). Rate = N / that time. The run checks that the journal
-holds N events.
+checkpointed. The journal, checkpoint store and mapping are eventlog's own (ingest/cloudtrail.py and the
+modules it uses), with the default settings; as `eventlog cloudtrail import` does, what was built before the
+import is frozen out of the garbage collector's sight (gc.freeze). Rate = N / that time. The run checks that
+the journal holds N events.
 
 The figure is only worth something on a quiet machine: the run prints the CPU time this process, the S3
 server and every other process used meanwhile (from /proc), so a figure taken while others were busy can
@@ -52,8 +52,9 @@ import orjson
 from bench.harness import CpuMeter, CpuUse, own_cpu_seconds, process_cpu_seconds
 from eventlog.journal import Journal
 from eventlog.settings import Settings
-from ingest.cloudtrail import CheckpointStore, import_cloudtrail
-from ingest.cloudtrail_poll import limits_of
+from ingest.cloudtrail import import_cloudtrail
+from ingest.cloudtrail_checkpoints import CheckpointStore
+from ingest.cloudtrail_mapping import limits_of
 from tests.s3_server import start_s3
 
 TARGET_RECORDS_PER_S = 20_000.0

@@ -164,8 +164,10 @@ def _cloudtrail_import(args: argparse.Namespace) -> int:
 
     from eventlog.journal import Journal
     from eventlog.service import stream_name
-    from ingest.cloudtrail import CheckpointStore, Limits, import_cloudtrail
+    from ingest.cloudtrail import import_cloudtrail
+    from ingest.cloudtrail_checkpoints import CheckpointStore
     from ingest.cloudtrail_digest import load_public_keys
+    from ingest.cloudtrail_mapping import limits_of
 
     settings = _settings(args, cloudtrail_endpoint_url=args.endpoint_url)
     public_keys = load_public_keys(settings.cloudtrail_digest_public_keys) or None
@@ -177,13 +179,7 @@ def _cloudtrail_import(args: argparse.Namespace) -> int:
         )
     writer_lock = lock_data_dir(settings.data_dir, "eventlog cloudtrail import")
     s3 = boto3.client("s3", endpoint_url=settings.cloudtrail_endpoint_url)
-    limits = Limits(
-        retention_days=settings.retention_days,
-        max_future_seconds=settings.max_future_seconds,
-        max_details_depth=settings.max_details_depth,
-        max_event_bytes=settings.max_event_bytes,
-        tenant_retention_days=settings.retention_tenant_days,
-    )
+    limits = limits_of(settings)
     journal = Journal(
         settings.journal_path, stream=stream_name(settings), max_group_events=settings.group_commit_max_events
     )

@@ -26,11 +26,13 @@ import boto3
 from eventlog.journal import Appended, Journal, Prepared
 from eventlog.metrics import Metrics
 from eventlog.settings import Settings
-from ingest.cloudtrail import CheckpointStore, ImportStats, Limits, import_cloudtrail, import_cloudtrail_keys
+from ingest.cloudtrail import ImportStats, import_cloudtrail, import_cloudtrail_keys
+from ingest.cloudtrail_checkpoints import CheckpointStore
 from ingest.cloudtrail_digest import load_public_keys
+from ingest.cloudtrail_mapping import limits_of
 from ingest.cloudtrail_sqs import MessageCounts, QueueConsumer, check_queue_url, sqs_client
 
-__all__ = ["CloudTrailPoller", "limits_of"]
+__all__ = ["CloudTrailPoller"]
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +42,6 @@ RECENT_FAILURES = 20
 SQS_FIRST_BACKOFF_SECONDS = 1.0
 
 _T = TypeVar("_T")
-
-
-def limits_of(settings: Settings) -> Limits:
-    return Limits(
-        retention_days=settings.retention_days,
-        max_future_seconds=settings.max_future_seconds,
-        max_details_depth=settings.max_details_depth,
-        max_event_bytes=settings.max_event_bytes,
-        tenant_retention_days=settings.retention_tenant_days,
-    )
 
 
 async def _in_daemon_thread(work: Callable[[], _T]) -> _T:

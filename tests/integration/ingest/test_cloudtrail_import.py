@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from eventlog.cli import main
-from ingest.cloudtrail import NAMESPACE
+from ingest.cloudtrail_mapping import NAMESPACE
 
 pytestmark = pytest.mark.s3
 

@@ -57,7 +57,7 @@ def _put(bucket: Bucket, key: str, body: bytes) -> str:
 
 
 def _actions(*fixtures: str) -> list[str]:
-    """The actions the records of these fixture files map to (ingest/cloudtrail.py, `_map`)."""
+    """The actions the records of these fixture files map to (ingest/cloudtrail_mapping.py, `_map`)."""
     records = [r for name in fixtures for r in _records(name)]
     return sorted(f"aws.{r['eventSource'].removesuffix('.amazonaws.com')}.{r['eventName']}" for r in records)
 
