@@ -130,7 +130,7 @@ from search.opensearch.backend import OpenSearchBackend, scoped
 from search.opensearch.client import build_client
 from search.opensearch.sink import BulkRetry, chunks, rejections
 from search.opensearch.template import alias, install
-from search.query import Node, Not, Range, Term, cidr_match, parse, to_sqlite
+from search.query import Node, Not, Range, Term, parse, to_sqlite
 from search.sqlite_store import SqliteStore
 
 TARGET_OPENSEARCH_P95_MS = 50.0
@@ -780,7 +780,6 @@ class Embedded:
     def count(self, where: Node) -> int:
         condition, params = to_sqlite(where)
         with contextlib.closing(sqlite3.connect(self.path)) as conn:
-            conn.create_function("cidr_match", 2, cidr_match, deterministic=True)
             row = conn.execute(
                 f"SELECT COUNT(*) FROM events WHERE tenant = ? AND ({condition})", [BIG_TENANT, *params]
             ).fetchone()
@@ -806,7 +805,6 @@ class Embedded:
         plan: list[str] = []
         depth: dict[int, int] = {}
         with contextlib.closing(sqlite3.connect(self.path)) as conn:
-            conn.create_function("cidr_match", 2, cidr_match, deterministic=True)
             for node, parent, _, detail in conn.execute("EXPLAIN QUERY PLAN " + sql):
                 depth[node] = depth.get(parent, -1) + 1
                 plan.append("  " * depth[node] + str(detail))

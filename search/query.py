@@ -94,6 +94,7 @@ __all__ = [
     "Text",
     "Value",
     "cidr_match",
+    "ip_key",
     "matches",
     "parse",
     "to_opensearch",
@@ -777,8 +778,8 @@ def _sql_value(field: str, value: Value) -> Value:
 def to_sqlite(node: Node) -> tuple[str, list[object]]:
     """A boolean SQL expression over `events` (and `events_fts`) with its bound parameters.
 
-    Every leaf is two-valued (never NULL), so NOT means "not matching" as in the other two. CIDR
-    needs the SQL function `cidr_match` (register `cidr_match` of this module)."""
+    Every leaf is two-valued (never NULL), so NOT means "not matching" as in the other two.
+    Addresses are matched on the column `actor_ip`, which holds ip_key() of `actor.ip`."""
     params: list[object] = []
     sql = _sql(node, params)
     return sql, params
@@ -805,16 +806,17 @@ def _sql(node: Node, params: list[object]) -> str:
             leaf = _sqlite_leaf(field, "")
             params.extend((len(leaf), leaf))
             return f"EXISTS ({_DETAILS_LEAVES}SELECT 1 FROM leaves WHERE substr(leaf, 1, ?) = ?)"
+        # Addresses live in the column `actor_ip` as ip_key() bytes, so a network is a range the
+        # (tenant, actor_ip) index answers; "IS NOT NULL AND" keeps each leaf two-valued and indexable.
         case Term(field, value) if _FIELDS.get(field) == "ip":
-            params.append(value)
-            return f"cidr_match({_sql_field(field)[0]}, ?)"
+            params.append(ip_key(str(value)))
+            return "actor_ip IS ?"
         case AnyOf(field, values) if _FIELDS.get(field) == "ip":
-            params.extend(values)
-            column = _sql_field(field)[0]
-            return "(" + " OR ".join(f"cidr_match({column}, ?)" for _ in values) + ")"
+            params.extend(ip_key(str(v)) for v in values)
+            return f"(actor_ip IS NOT NULL AND actor_ip IN ({', '.join('?' * len(values))}))"
         case Cidr(field, network):
-            params.append(network)
-            return f"cidr_match({_sql_field(field)[0]}, ?)"
+            params.extend(_network_bounds(network))
+            return "(actor_ip IS NOT NULL AND actor_ip BETWEEN ? AND ?)"
         case Term(field, value):
             column, nullable = _sql_field(field)
             params.append(_sql_value(field, value))
@@ -857,6 +859,22 @@ def _network(network: str) -> tuple[int, int] | None:
     return int(parsed.network_address), parsed.prefixlen
 
 
+def ip_key(text: str | None) -> bytes | None:
+    """The order OpenSearch gives `ip` values: the 16-byte IPv6 form, IPv4 mapped; None for no address."""
+    if text is None:
+        return None
+    value = _address(text)
+    return value.to_bytes(16, "big") if value is not None else None
+
+
+def _network_bounds(network: str) -> tuple[bytes, bytes]:
+    """The first and last ip_key() of a network (the parser has normalized it)."""
+    found = _network(network)
+    assert found is not None, f"the parser hands only valid networks on: {network!r}"
+    base, length = found
+    return base.to_bytes(16, "big"), (base | ((1 << (128 - length)) - 1)).to_bytes(16, "big")
+
+
 def _address(ip: str) -> int | None:
     try:
         address = ipaddress.ip_address(ip)
@@ -870,7 +888,7 @@ def _address(ip: str) -> int | None:
 def cidr_match(ip: str | None, network: str) -> int:
     """1 when `ip` lies in `network` (an address is a one-address network), else 0; for SQLite.
 
-    Register with `conn.create_function("cidr_match", 2, cidr_match, deterministic=True)`."""
+    The reference evaluator `matches` uses it; SQLite compares ip_key() bytes instead."""
     if not isinstance(ip, str):
         return 0
     net = _network(network)

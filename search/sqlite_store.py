@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Sequence
@@ -17,7 +16,7 @@ from eventlog.journal import Entry
 from eventlog.model import parse_time, time_to_us
 from eventlog.sink import Rejection
 from search.backend import Bucket, EventQuery, FacetValue, Page, Position, Scope, TenantScopeMissing
-from search.query import Node, cidr_match, to_sqlite
+from search.query import Node, ip_key, to_sqlite
 from search.text import searchable_text
 
 SCHEMA = """
@@ -31,6 +30,7 @@ CREATE TABLE IF NOT EXISTS events (
     actor_id TEXT,
     source TEXT NOT NULL,
     document BLOB NOT NULL,
+    actor_ip BLOB,
     UNIQUE (tenant, id)
 );
 CREATE INDEX IF NOT EXISTS events_tenant_time ON events (tenant, time_us, id);
@@ -44,7 +44,6 @@ _TENANT_CONDITION = "tenant = ?"
 
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.create_function("cidr_match", 2, cidr_match, deterministic=True)
     conn.create_function("ip_key", 1, ip_key, deterministic=True)
     conn.execute("PRAGMA journal_mode=WAL")
     # The journal is the durable copy; the store can be rebuilt from it, so
@@ -64,6 +63,7 @@ class SqliteStore:
         self._path = path
         self._writer = _connect(path)
         self._writer.executescript(SCHEMA)
+        _add_actor_ip(self._writer)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -94,18 +94,21 @@ class SqliteStore:
                 except (ValueError, KeyError, TypeError) as exc:
                     rejected.append(Rejection(entry.seq, f"unreadable document: {exc}"))
                     continue
+                actor = document.get("actor", {})
                 cur = conn.execute(
-                    "INSERT OR IGNORE INTO events (tenant, id, time_us, action, outcome, actor_id, source, document) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO events "
+                    "(tenant, id, time_us, action, outcome, actor_id, source, document, actor_ip) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         entry.tenant,
                         entry.id,
                         time_us,
                         document.get("action", ""),
                         document.get("outcome", "unknown"),
-                        document.get("actor", {}).get("id"),
+                        actor.get("id"),
                         document.get("source", "api"),
                         entry.document,
+                        ip_key(actor.get("ip")),
                     ),
                 )
                 # A redelivered event is ignored above; index its text only once.
@@ -198,17 +201,19 @@ class SqliteStore:
             page_query = replace(page_query, after=page.last)
 
 
-def ip_key(text: str | None) -> bytes | None:
-    """The order OpenSearch gives `ip` values: the 16-byte IPv6 form, IPv4 mapped."""
-    if text is None:
-        return None
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv4Address):
-        address = ipaddress.IPv6Address(b"\0" * 10 + b"\xff\xff" + address.packed)
-    return address.packed
+def _add_actor_ip(conn: sqlite3.Connection) -> None:
+    """Stores written before `actor_ip` existed get the column, filled from their documents, and its index."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    if "actor_ip" not in columns:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("ALTER TABLE events ADD COLUMN actor_ip BLOB")
+            conn.execute("UPDATE events SET actor_ip = ip_key(json_extract(document, '$.actor.ip'))")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    conn.execute("CREATE INDEX IF NOT EXISTS events_tenant_ip ON events (tenant, actor_ip)")
 
 
 # Ties of equal count are ordered as OpenSearch orders their keys.

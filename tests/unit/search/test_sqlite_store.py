@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from search.backend import EventQuery, Scope, TenantScopeMissing
-from search.query import Text
-from search.sqlite_store import SqliteStore, _checked
+from search.query import Text, parse, to_sqlite
+from search.sqlite_store import SCHEMA, SqliteStore, _checked
 
 
 def test_failsafe_refuses_statements_without_the_tenant_condition() -> None:
@@ -35,3 +37,45 @@ async def test_empty_store_answers_an_empty_page(tmp_path: Path) -> None:
     page = await store.search(Scope("acme"), EventQuery(where=Text(("x",))))
     await store.close()
     assert (list(page.documents), page.last, page.more) == ([], None, False)
+
+
+def _old_store(path: Path, ips: list[str | None]) -> None:
+    """A store as written before the `actor_ip` column existed."""
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA.replace("    actor_ip BLOB,\n", ""))
+    for i, ip in enumerate(ips):
+        actor = {"id": f"u{i}", **({"ip": ip} if ip else {})}
+        document = {"id": f"e{i}", "tenant": "acme", "time": "2026-11-27T10:00:00.000000Z", "actor": actor}
+        conn.execute(
+            "INSERT INTO events (tenant, id, time_us, action, outcome, source, document) VALUES (?, ?, ?, 'a', 'success', 'api', ?)",
+            ("acme", f"e{i}", i, orjson.dumps(document)),
+        )
+    conn.commit()
+    conn.close()
+
+
+async def test_an_older_store_gets_actor_ip_filled_and_networks_use_its_index(tmp_path: Path) -> None:
+    _old_store(tmp_path / "s.db", ["10.1.2.3", "2001:db8::7", None, "192.168.0.1"])
+    store = SqliteStore(tmp_path / "s.db")
+    try:
+        for query, expected in [
+            ("ip:10.0.0.0/8", {"e0"}),
+            ("ip:::ffff:10.1.2.3", {"e0"}),
+            ("ip:2001:db8::/32", {"e1"}),
+            ("-ip:10.0.0.0/8", {"e1", "e2", "e3"}),  # no address is "not in the network"
+            ("ip:(10.1.2.3 OR 192.168.0.1)", {"e0", "e3"}),
+        ]:
+            page = await store.search(Scope("acme"), EventQuery(where=parse(query)))
+            assert {orjson.loads(d)["id"] for d in page.documents} == expected, query
+    finally:
+        await store.close()
+    conn = sqlite3.connect(tmp_path / "s.db")
+    condition, params = to_sqlite(parse("ip:2001:db8::/32"))
+    plan = " ".join(
+        str(r[3])
+        for r in conn.execute(
+            f"EXPLAIN QUERY PLAN SELECT id FROM events WHERE tenant = ? AND {condition}", ["acme", *params]
+        )
+    )
+    conn.close()
+    assert "events_tenant_ip" in plan
