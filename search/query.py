@@ -712,7 +712,8 @@ def to_opensearch(node: Node) -> dict[str, Any]:
 
 # Columns of `events`; NOT NULL ones need no guard against SQL's third truth value.
 _SQL_COLUMN = {"id": "id", "time": "time_us", "action": "action", "outcome": "outcome", "source": "source"}
-_SQL_NULLABLE_COLUMN = {"actor.id": "actor_id"}
+# Columns of the embedded store (search/sqlite_store.py); the rest is read from the document.
+_SQL_NULLABLE_COLUMN = {"actor.id": "actor_id", "request.status": "status", "request.duration_ms": "duration_ms"}
 
 # The stored JSON rewritten escape by escape (left to right, `\\` pairs align with the escape
 # sequences, so `\"` is always an escaped quote), for what SQLite 3.40's JSON functions cannot do:
@@ -836,7 +837,8 @@ def _sql(node: Node, params: list[object]) -> str:
         case Range(field, op, value):
             column, nullable = _sql_field(field)
             params.append(_sql_value(field, value))
-            return f"COALESCE({column} {op} ?, 0)" if nullable else f"{column} {op} ?"
+            # "IS NOT NULL AND" rather than COALESCE: two-valued either way, but SQLite can use an index on it.
+            return f"({column} IS NOT NULL AND {column} {op} ?)" if nullable else f"{column} {op} ?"
         case Not(item):
             return f"NOT ({_sql(item, params)})"
         case And(items):

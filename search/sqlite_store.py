@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS events (
     source TEXT NOT NULL,
     document BLOB NOT NULL,
     actor_ip BLOB,
+    status,
+    duration_ms,
     UNIQUE (tenant, id)
 );
 CREATE INDEX IF NOT EXISTS events_tenant_time ON events (tenant, time_us, id);
@@ -63,7 +65,7 @@ class SqliteStore:
         self._path = path
         self._writer = _connect(path)
         self._writer.executescript(SCHEMA)
-        _add_actor_ip(self._writer)
+        _add_columns(self._writer)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -95,10 +97,11 @@ class SqliteStore:
                     rejected.append(Rejection(entry.seq, f"unreadable document: {exc}"))
                     continue
                 actor = document.get("actor", {})
+                request = document.get("request", {})
                 cur = conn.execute(
                     "INSERT OR IGNORE INTO events "
-                    "(tenant, id, time_us, action, outcome, actor_id, source, document, actor_ip) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(tenant, id, time_us, action, outcome, actor_id, source, document, actor_ip, status, duration_ms) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         entry.tenant,
                         entry.id,
@@ -109,6 +112,8 @@ class SqliteStore:
                         document.get("source", "api"),
                         entry.document,
                         ip_key(actor.get("ip")),
+                        request.get("status"),
+                        request.get("duration_ms"),
                     ),
                 )
                 # A redelivered event is ignored above; index its text only once.
@@ -201,19 +206,31 @@ class SqliteStore:
             page_query = replace(page_query, after=page.last)
 
 
-def _add_actor_ip(conn: sqlite3.Connection) -> None:
-    """Stores written before `actor_ip` existed get the column, filled from their documents, and its index."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
-    if "actor_ip" not in columns:
+# Columns added after the first release, with how to fill them from the stored document; each has an
+# index with the tenant first, so a query on it is an index range, not a scan of the tenant's rows.
+_ADDED_COLUMNS = {
+    "actor_ip": "ip_key(json_extract(document, '$.actor.ip'))",
+    "status": "json_extract(document, '$.request.status')",
+    "duration_ms": "json_extract(document, '$.request.duration_ms')",
+}
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Stores written before a column existed get it, filled from their documents, and its index."""
+    present = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    missing = [name for name in _ADDED_COLUMNS if name not in present]
+    if missing:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("ALTER TABLE events ADD COLUMN actor_ip BLOB")
-            conn.execute("UPDATE events SET actor_ip = ip_key(json_extract(document, '$.actor.ip'))")
+            for name in missing:
+                conn.execute(f"ALTER TABLE events ADD COLUMN {name}")
+                conn.execute(f"UPDATE events SET {name} = {_ADDED_COLUMNS[name]}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-    conn.execute("CREATE INDEX IF NOT EXISTS events_tenant_ip ON events (tenant, actor_ip)")
+    for name in _ADDED_COLUMNS:
+        conn.execute(f"CREATE INDEX IF NOT EXISTS events_tenant_{name} ON events (tenant, {name})")
 
 
 # Ties of equal count are ordered as OpenSearch orders their keys.

@@ -57,7 +57,7 @@ def phrase(query: str) -> dict[str, Any]:
 
 
 FTS = "rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
-STATUS = "json_extract(document, '$.request.status')"
+STATUS = "status"
 IP = "json_extract(document, '$.actor.ip')"
 IP_IS = "actor_ip IS ?"
 IP_IN = "(actor_ip IS NOT NULL AND actor_ip BETWEEN ? AND ?)"
@@ -383,14 +383,14 @@ QUERIES = [
         "status:>=400",
         Range("request.status", ">=", 400),
         {"range": {"request.status": {"gte": 400}}},
-        f"COALESCE({STATUS} >= ?, 0)",
+        f"({STATUS} IS NOT NULL AND {STATUS} >= ?)",
         [400],
     ),
     row(
         "status:<300",
         Range("request.status", "<", 300),
         {"range": {"request.status": {"lt": 300}}},
-        f"COALESCE({STATUS} < ?, 0)",
+        f"({STATUS} IS NOT NULL AND {STATUS} < ?)",
         [300],
     ),
     row(
@@ -412,35 +412,35 @@ QUERIES = [
         "request.duration_ms:12.5",
         Term("request.duration_ms", 12.5),
         {"term": {"request.duration_ms": 12.5}},
-        "json_extract(document, '$.request.duration_ms') IS ?",
+        "duration_ms IS ?",
         [12.5],
     ),
     row(
         "request.duration_ms:3",
         Term("request.duration_ms", 3.0),
         {"term": {"request.duration_ms": 3.0}},
-        "json_extract(document, '$.request.duration_ms') IS ?",
+        "duration_ms IS ?",
         [3.0],
     ),
     row(
         "request.duration_ms:>1e3",
         Range("request.duration_ms", ">", 1000.0),
         {"range": {"request.duration_ms": {"gt": 1000.0}}},
-        "COALESCE(json_extract(document, '$.request.duration_ms') > ?, 0)",
+        "(duration_ms IS NOT NULL AND duration_ms > ?)",
         [1000.0],
     ),
     row(
         "request.duration_ms:<=.5",
         Range("request.duration_ms", "<=", 0.5),
         {"range": {"request.duration_ms": {"lte": 0.5}}},
-        "COALESCE(json_extract(document, '$.request.duration_ms') <= ?, 0)",
+        "(duration_ms IS NOT NULL AND duration_ms <= ?)",
         [0.5],
     ),
     row(
         "request.bytes_in:>0",
         Range("request.bytes_in", ">", 0),
         {"range": {"request.bytes_in": {"gt": 0}}},
-        "COALESCE(json_extract(document, '$.request.bytes_in') > ?, 0)",
+        "(json_extract(document, '$.request.bytes_in') IS NOT NULL AND json_extract(document, '$.request.bytes_in') > ?)",
         [0],
     ),
     row(
@@ -564,7 +564,7 @@ QUERIES = [
         "received_at:>=2026-11-28",
         Range("received_at", ">=", us("2026-11-28T00:00:00Z")),
         {"range": {"received_at": {"gte": "2026-11-28T00:00:00.000000Z"}}},
-        "COALESCE(json_extract(document, '$.received_at') >= ?, 0)",
+        "(json_extract(document, '$.received_at') IS NOT NULL AND json_extract(document, '$.received_at') >= ?)",
         ["2026-11-28T00:00:00.000000Z"],
     ),
     row(
@@ -817,7 +817,7 @@ QUERIES = [
                 ]
             }
         },
-        f"(COALESCE({STATUS} >= ?, 0) AND ({FTS} OR outcome = ?) AND NOT ({IP_IN}))",
+        f"(({STATUS} IS NOT NULL AND {STATUS} >= ?) AND ({FTS} OR outcome = ?) AND NOT ({IP_IN}))",
         [400, '"login"', "failure", *span("10.0.0.0/8")],
     ),
 ]
@@ -1200,8 +1200,8 @@ def store() -> Iterator[sqlite3.Connection]:
     conn.executescript(SCHEMA)
     for document in DOCUMENTS:
         cur = conn.execute(
-            "INSERT INTO events (tenant, id, time_us, action, outcome, actor_id, source, document, actor_ip) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (tenant, id, time_us, action, outcome, actor_id, source, document, actor_ip, status, "
+            "duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 TENANT,
                 document["id"],
@@ -1212,6 +1212,8 @@ def store() -> Iterator[sqlite3.Connection]:
                 document["source"],
                 orjson.dumps(document),
                 ip_key(document["actor"].get("ip")),
+                document["request"].get("status"),
+                document["request"].get("duration_ms"),
             ),
         )
         conn.execute("INSERT INTO events_fts (rowid, body) VALUES (?, ?)", (cur.lastrowid, searchable_text(document)))
@@ -1445,7 +1447,7 @@ def test_details_agree_on_any_json(details_value: dict[str, Any], other: str) ->
         (
             Range("chain.seq", ">=", 10),
             {"range": {"chain.seq": {"gte": 10}}},
-            "COALESCE(json_extract(document, '$.chain.seq') >= ?, 0)",
+            "(json_extract(document, '$.chain.seq') IS NOT NULL AND json_extract(document, '$.chain.seq') >= ?)",
             {"ev-10", "ev-11"},
         ),
         (

@@ -42,10 +42,17 @@ async def test_empty_store_answers_an_empty_page(tmp_path: Path) -> None:
 def _old_store(path: Path, ips: list[str | None]) -> None:
     """A store as written before the `actor_ip` column existed."""
     conn = sqlite3.connect(path)
-    conn.executescript(SCHEMA.replace("    actor_ip BLOB,\n", ""))
+    conn.executescript(SCHEMA.replace("    actor_ip BLOB,\n    status,\n    duration_ms,\n", ""))
     for i, ip in enumerate(ips):
         actor = {"id": f"u{i}", **({"ip": ip} if ip else {})}
-        document = {"id": f"e{i}", "tenant": "acme", "time": "2026-11-27T10:00:00.000000Z", "actor": actor}
+        request = {"status": 200 + i, "duration_ms": 1.5 * i}
+        document = {
+            "id": f"e{i}",
+            "tenant": "acme",
+            "time": "2026-11-27T10:00:00.000000Z",
+            "actor": actor,
+            "request": request,
+        }
         conn.execute(
             "INSERT INTO events (tenant, id, time_us, action, outcome, source, document) VALUES (?, ?, ?, 'a', 'success', 'api', ?)",
             ("acme", f"e{i}", i, orjson.dumps(document)),
@@ -54,7 +61,7 @@ def _old_store(path: Path, ips: list[str | None]) -> None:
     conn.close()
 
 
-async def test_an_older_store_gets_actor_ip_filled_and_networks_use_its_index(tmp_path: Path) -> None:
+async def test_an_older_store_gets_the_added_columns_filled_and_queries_use_their_indexes(tmp_path: Path) -> None:
     _old_store(tmp_path / "s.db", ["10.1.2.3", "2001:db8::7", None, "192.168.0.1"])
     store = SqliteStore(tmp_path / "s.db")
     try:
@@ -64,18 +71,21 @@ async def test_an_older_store_gets_actor_ip_filled_and_networks_use_its_index(tm
             ("ip:2001:db8::/32", {"e1"}),
             ("-ip:10.0.0.0/8", {"e1", "e2", "e3"}),  # no address is "not in the network"
             ("ip:(10.1.2.3 OR 192.168.0.1)", {"e0", "e3"}),
+            ("status:>=202", {"e2", "e3"}),
+            ("request.duration_ms:<3", {"e0", "e1"}),
         ]:
             page = await store.search(Scope("acme"), EventQuery(where=parse(query)))
             assert {orjson.loads(d)["id"] for d in page.documents} == expected, query
     finally:
         await store.close()
     conn = sqlite3.connect(tmp_path / "s.db")
-    condition, params = to_sqlite(parse("ip:2001:db8::/32"))
-    plan = " ".join(
-        str(r[3])
-        for r in conn.execute(
-            f"EXPLAIN QUERY PLAN SELECT id FROM events WHERE tenant = ? AND {condition}", ["acme", *params]
-        )
-    )
+    for query, index in [
+        ("ip:2001:db8::/32", "events_tenant_actor_ip"),
+        ("status:>=500", "events_tenant_status"),
+        ("request.duration_ms:>1000", "events_tenant_duration_ms"),
+    ]:
+        condition, params = to_sqlite(parse(query))
+        sql = f"EXPLAIN QUERY PLAN SELECT id FROM events WHERE tenant = ? AND {condition}"
+        plan = " ".join(str(r[3]) for r in conn.execute(sql, ["acme", *params]))
+        assert index in plan, (query, plan)
     conn.close()
-    assert "events_tenant_ip" in plan
