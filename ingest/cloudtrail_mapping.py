@@ -276,7 +276,8 @@ def _target(record: dict[str, Any]) -> dict[str, Any]:
     kind = _text(first.get("type"), 256)
     if kind:
         target["type"] = kind
-    arn = _text(first.get("ARN") or first.get("arn"), 256)
+    # S3 data events name objects by "ARNPrefix" (the bucket's ARN and the key) rather than "ARN".
+    arn = _text(first.get("ARN") or first.get("arn") or first.get("ARNPrefix"), 256)
     if arn:
         target["id"] = arn
     return target

@@ -363,3 +363,63 @@ def test_a_tenants_own_retention_decides_what_is_too_old() -> None:
     with pytest.raises(SkipRecord) as skipped:
         prepare(copy.deepcopy(record), tenant="acme", limits=limits, received_at=NOW)
     assert skipped.value.reason == "too_old"
+
+
+def _s3_data_event(**overrides: Any) -> dict[str, Any]:
+    """An S3 data event in the layout CloudTrail documents for them (no real one is in ../shared/testdata)."""
+    record: dict[str, Any] = {
+        "eventVersion": "1.10",
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": "AROAEXAMPLEID:reporting-job",
+            "arn": "arn:aws:sts::111122223333:assumed-role/reporting/reporting-job",
+            "accountId": "111122223333",
+            "sessionContext": {"sessionIssuer": {"type": "Role", "arn": "arn:aws:iam::111122223333:role/reporting"}},
+        },
+        "eventTime": "2026-11-20T09:15:02Z",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "GetObject",
+        "awsRegion": "eu-central-1",
+        "sourceIPAddress": "198.51.100.23",
+        "userAgent": "[aws-sdk-java/2.25.1]",
+        "requestParameters": {
+            "bucketName": "reports-bucket",
+            "Host": "reports-bucket.s3.eu-central-1.amazonaws.com",
+            "key": "q3/summary.csv",
+        },
+        "responseElements": None,
+        "additionalEventData": {"SignatureVersion": "SigV4", "bytesTransferredIn": 0, "bytesTransferredOut": 5120},
+        "requestID": "8F2C3A1B7D6E5F40",
+        "eventID": "0c6e1f9a-3b7d-4c2e-9a51-7f3e2d1c0b9a",
+        "readOnly": True,
+        "resources": [
+            {"type": "AWS::S3::Object", "ARNPrefix": "arn:aws:s3:::reports-bucket/q3/summary.csv"},
+            {"accountId": "111122223333", "type": "AWS::S3::Bucket", "ARN": "arn:aws:s3:::reports-bucket"},
+        ],
+        "eventType": "AwsApiCall",
+        "managementEvent": False,
+        "recipientAccountId": "111122223333",
+        "eventCategory": "Data",
+    }
+    record.update(overrides)
+    return record
+
+
+def test_s3_data_events_name_the_object_and_keep_the_data_fields() -> None:
+    event = map_record(_s3_data_event())
+    assert event["action"] == "aws.s3.GetObject"
+    assert event["outcome"] == "success"
+    assert event["target"] == {"type": "AWS::S3::Object", "id": "arn:aws:s3:::reports-bucket/q3/summary.csv"}
+    assert event["actor"]["ip"] == "198.51.100.23"
+    assert event["request"]["request_id"] == "8F2C3A1B7D6E5F40"
+    details = event["details"]
+    assert details["requestParameters"]["key"] == "q3/summary.csv"
+    assert details["additionalEventData"]["bytesTransferredOut"] == 5120
+    assert (details["eventCategory"], details["managementEvent"], details["readOnly"]) == ("Data", False, True)
+
+    denied = map_record(
+        _s3_data_event(eventName="PutObject", errorCode="AccessDenied", errorMessage="Access Denied", readOnly=False)
+    )
+    assert denied["action"] == "aws.s3.PutObject"
+    assert denied["outcome"] == "failure"
+    assert (denied["details"]["errorCode"], denied["details"]["errorMessage"]) == ("AccessDenied", "Access Denied")
