@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from opensearchpy import OpenSearch
 
 from eventlog import errors
 from eventlog.access_log import AccessLog
@@ -60,12 +61,12 @@ def stream_name(settings: Settings) -> str:
     return settings.stream or socket.gethostname()[:64] or "node"
 
 
-def search_store(settings: Settings) -> tuple[SearchBackend, Sink]:
+def search_store(settings: Settings, client: OpenSearch | None = None) -> tuple[SearchBackend, Sink]:
     """OpenSearch when a URL is configured, else the embedded SQLite store."""
     if settings.opensearch_url is None:
         store = SqliteStore(settings.search_path)
         return store, store
-    client = build_client(settings)
+    client = client or build_client(settings)
     prefix = settings.opensearch_index_prefix
     sink = OpenSearchSink(
         client,
@@ -78,7 +79,11 @@ def search_store(settings: Settings) -> tuple[SearchBackend, Sink]:
 
 
 def retention_parts(
-    settings: Settings, journal: Journal | None, sinks: Sequence[str], clock: Callable[[], datetime] | None = None
+    settings: Settings,
+    journal: Journal | None,
+    sinks: Sequence[str],
+    clock: Callable[[], datetime] | None = None,
+    client: OpenSearch | None = None,
 ) -> tuple[Retention, HoldStore, Lock]:
     """Retention over the configured store, with its holds and lock (shared by the service and the CLI)."""
     expiry: ExpiringStore
@@ -89,7 +94,7 @@ def retention_parts(
         holds = SqliteHoldStore(settings.holds_path)
         lock = SqliteLock(settings.retention_path)
     else:
-        client = build_client(settings)
+        client = client or build_client(settings)
         prefix = settings.opensearch_index_prefix
         expiry = OpenSearchExpiry(
             client, prefix, shards=settings.opensearch_shards, replicas=settings.opensearch_replicas
@@ -170,7 +175,9 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
         max_group_events=settings.group_commit_max_events,
         observe_commit=metrics.observe_commit,
     )
-    store, sink = search_store(settings)
+    # One client (one connection pool) for the search store and retention.
+    client = build_client(settings) if settings.opensearch_url is not None else None
+    store, sink = search_store(settings, client)
     sinks: list[Sink] = [sink]
     if settings.syslog_url is not None:
         sinks.append(SyslogSink.from_settings(settings, registry=metrics.registry))
@@ -194,7 +201,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     poller = CloudTrailPoller(settings, journal, metrics) if wanted else None
     if poller is not None:
         ctx.readiness["cloudtrail"] = poller.status
-    retention, holds, lock = retention_parts(settings, journal, [s.name for s in sinks], clock)
+    retention, holds, lock = retention_parts(settings, journal, [s.name for s in sinks], clock, client)
     scheduler = Scheduler(retention, lock, interval_seconds=settings.retention_interval_hours * 3600)
     ctx.readiness["retention"] = scheduler.status
 

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from eventlog.auth import Principal
 from eventlog.dependencies import principal
 from eventlog.errors import ApiError
-from retention.holds import HoldNotFound, HoldStore
+from retention.holds import HoldNotFound, HoldStore, InvalidHold
 from retention.scheduler import Scheduler
 
 router = APIRouter(tags=["retention"])
@@ -42,21 +42,22 @@ async def place_hold(
     request: Request,
     caller: Annotated[Principal, Depends(principal("admin", "eventlog.holds.place"))],
 ) -> dict[str, Any]:
-    if body.since is not None and body.until is not None and body.since >= body.until:
+    try:
+        hold = await asyncio.to_thread(
+            _holds(request).place,
+            tenant=body.tenant,
+            since=body.since,
+            until=body.until,
+            reason=body.reason,
+            placed_by=caller.token_id,
+        )
+    except InvalidHold as exc:
         raise ApiError(
             400,
             "invalid_parameters",
             "fix the parameters listed in `errors`",
-            [{"parameter": "since", "message": "must lie before `until`"}],
-        )
-    hold = await asyncio.to_thread(
-        _holds(request).place,
-        tenant=body.tenant,
-        since=body.since,
-        until=body.until,
-        reason=body.reason,
-        placed_by=caller.token_id,
-    )
+            [{"parameter": "since", "message": str(exc)}],
+        ) from None
     request.state.audit_target = {"type": "hold", "id": hold.id, "name": body.tenant}
     return hold.as_dict()
 

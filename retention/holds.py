@@ -17,11 +17,16 @@ import orjson
 import uuid_utils
 from opensearchpy import NotFoundError, OpenSearch
 
+from eventlog.model import parse_time
 from retention.policy import Hold
 
 
 class HoldNotFound(LookupError):
     """No hold with that id."""
+
+
+class InvalidHold(ValueError):
+    """A hold that cannot be placed as asked."""
 
 
 class HoldStore(Protocol):
@@ -38,7 +43,7 @@ class HoldStore(Protocol):
 
 def _new(tenant: str, since: datetime | None, until: datetime | None, reason: str, placed_by: str) -> Hold:
     if since is not None and until is not None and since >= until:
-        raise ValueError("a hold's `since` must lie before its `until`")
+        raise InvalidHold("must lie before `until`")
     return Hold(
         id=str(uuid_utils.uuid7()),
         tenant=tenant,
@@ -53,8 +58,7 @@ def _new(tenant: str, since: datetime | None, until: datetime | None, reason: st
 def _time(value: Any) -> datetime | None:
     if value is None:
         return None
-    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return parse_time(str(value))
 
 
 def _from_dict(data: dict[str, Any]) -> Hold:

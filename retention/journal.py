@@ -50,7 +50,6 @@ def expire_journal(
     delivered = min((int(cursors.get(name, 0)) for name in sinks), default=0)
     head = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
     stop = _first_kept(conn, policy, today, min(delivered, head - 1), dead_seqs)
-    first_kept = stop if stop is not None else None
     events = conn.execute(
         "SELECT COUNT(*) FROM events WHERE seq < ?", (stop if stop is not None else head,)
     ).fetchone()[0]
@@ -59,7 +58,7 @@ def expire_journal(
         conn.executemany("DELETE FROM dead_letters WHERE id = ?", [(i,) for i, _ in dead])
         conn.execute("DELETE FROM events WHERE seq < ?", (stop if stop is not None else head,))
         conn.executemany("DELETE FROM checkpoints WHERE stream = ? AND seq = ?", checkpoints)
-    return JournalExpiry(events, len(dead), len(checkpoints), first_kept)
+    return JournalExpiry(events, len(dead), len(checkpoints), stop)
 
 
 def _expired_dead_letters(conn: sqlite3.Connection, policy: Policy, today: date) -> list[tuple[int, int]]:

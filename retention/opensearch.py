@@ -15,13 +15,14 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import orjson
 from opensearchpy import NotFoundError, OpenSearch
 
-from retention.policy import day_bounds_us
+from eventlog.model import format_time
+from retention.policy import day_start
 from retention.store import TenantDay
 from search.opensearch.sink import document_id
 from search.opensearch.template import MAPPINGS, alias
@@ -72,11 +73,6 @@ class RetentionError(RuntimeError):
     """A store refused a retention step; nothing of that step was deleted."""
 
 
-def _rfc3339(time_us: int) -> str:
-    seconds, micros = divmod(time_us, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
-
-
 class OpenSearchExpiry:
     name = "opensearch"
 
@@ -124,8 +120,10 @@ class OpenSearchExpiry:
         """A tenant's documents in one index (or index pattern), in (time, id) order."""
         query: dict[str, Any] = {"bool": {"filter": [{"term": {"tenant": tenant}}]}}
         if day is not None:
-            start, end = day_bounds_us(day)
-            query["bool"]["filter"].append({"range": {"time": {"gte": _rfc3339(start), "lt": _rfc3339(end)}}})
+            start = day_start(day)
+            query["bool"]["filter"].append(
+                {"range": {"time": {"gte": format_time(start), "lt": format_time(start + timedelta(days=1))}}}
+            )
         body: dict[str, Any] = {"size": _PAGE, "query": query, "sort": [{"time": "asc"}, {"id": "asc"}]}
         while True:
             try:

@@ -8,9 +8,11 @@ up to 2026-11-12 go and 2026-11-13 (exactly 14 days back) is the oldest that sta
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+
+from eventlog.model import format_time, time_to_us
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +37,7 @@ class Hold:
         """Whether any event of `tenant` on `day` may fall under this hold."""
         if not self.active or tenant != self.tenant:
             return False
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        start = day_start(day)
         end = start + timedelta(days=1)
         return (self.since is None or self.since < end) and (self.until is None or self.until > start)
 
@@ -54,7 +56,7 @@ class Hold:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+    return format_time(value) if value is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +89,16 @@ class Policy:
         """The tenant's events of that day must go (after archiving, where archive is on)."""
         return self.expired(tenant, day, today) and not self.held(tenant, day)
 
-    def longest_days(self, tenants: Iterable[str] = ()) -> int:
-        return max([self.default_days, *self.tenant_days.values(), *(self.days_for(t) for t in tenants)])
-
 
 def utc_day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
 
+def day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
 def day_bounds_us(day: date) -> tuple[int, int]:
     """[start, end) of a UTC day in µs since the epoch, as the stores keep times."""
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    begin = (start - epoch) // timedelta(microseconds=1)
+    begin = time_to_us(day_start(day))
     return begin, begin + 86_400_000_000

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.app import Service, bearer
 
 
@@ -66,4 +64,3 @@ def test_a_run_while_one_is_in_progress_answers_409(service: Service) -> None:
     done = service.client.post("/v1/retention/run", headers=admin)
     assert done.status_code == 200
     assert done.json()["failures"] == []
-    assert asyncio.iscoroutinefunction(scheduler.run_now)
