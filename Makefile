@@ -36,7 +36,7 @@ typecheck: $(TEST_STAMP)
 test: $(TEST_STAMP) services lint typecheck
 	$(BIN)/pytest
 
-## bench: the ingest benchmark of README's Performance section
+## bench: the ingest benchmark (every figure and its script: docs/performance.md)
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
 

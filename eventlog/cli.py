@@ -233,7 +233,7 @@ def _cloudtrail_import(args: argparse.Namespace) -> int:
         for failure in stats.integrity:
             found = f" (expected {failure.expected}, found {failure.actual})" if failure.kind == "log_hash" else ""
             print(f"INTEGRITY:  {failure.kind}: {failure.key}: {failure.error}{found}")
-    # 3: the import ran, but a log file or digest failed validation (reported above; see README).
+    # 3: the import ran, but a log file or digest failed validation (reported above; see docs/cloudtrail.md).
     return 3 if stats.integrity else 0
 
 

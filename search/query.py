@@ -1,6 +1,6 @@
 """The query language of `GET /v1/events?q=`: parse → AST → OpenSearch DSL, SQLite SQL, or a Python evaluator.
 
-Pure: no I/O. The grammar (DESIGN.md, "Query language"):
+Pure: no I/O. The grammar (docs/api.md, "Query language"):
 
     query    := or
     or       := and ("OR" and)*

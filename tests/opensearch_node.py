@@ -1,4 +1,4 @@
-"""A real OpenSearch 2.19 for integration tests (DESIGN.md, "Real services in tests").
+"""A real OpenSearch 2.19 for integration tests (CONTRIBUTING.md, "Real services").
 
 ``start_opensearch()`` returns the cluster's base URL and a function that stops
 whatever it started, trying in order:

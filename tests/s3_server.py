@@ -1,4 +1,4 @@
-"""A real S3-compatible server on loopback for integration tests (DESIGN.md, "Real services in tests").
+"""A real S3-compatible server on loopback for integration tests (CONTRIBUTING.md, "Real services").
 
 ``start_s3()`` returns the endpoint URL and a function that stops whatever it started:
 

@@ -1,4 +1,4 @@
-"""An acknowledged event is never lost, even on `kill -9` (DESIGN.md, "The path of one event", step 2).
+"""An acknowledged event is never lost, even on `kill -9` (docs/architecture.md, "The path of one event", step 3).
 
 The real server runs in a subprocess. Sixteen HTTP clients send single events
 and batches of 10-50 (some with client ids) to it; the server is SIGKILLed

@@ -1,4 +1,4 @@
-"""Issue 8's acceptance test: 20 days of events, retention 14, one tenant archived, one on hold.
+"""Retention end to end: 20 days of events, retention 14, one tenant archived, one on hold.
 
 It runs on both stores (the embedded SQLite and the real OpenSearch node) with the real
 S3 server (moto standalone), moving the retention run's clock instead of waiting days.

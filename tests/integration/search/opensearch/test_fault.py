@@ -1,6 +1,6 @@
 """OpenSearch down for 30 s: ingest keeps answering 201, and nothing is lost or doubled once it is back.
 
-DESIGN.md, "The path of one event", step 3: a sink that is down is retried with
+docs/architecture.md, "The path of one event", step 4: a sink that is down is retried with
 backoff while the journal keeps the events. This test runs everything for real:
 
 - its OWN OpenSearch node (scripts/opensearch.sh, own run dir and port), never
