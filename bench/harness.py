@@ -398,23 +398,48 @@ class Teardown:
         self._steps.clear()
 
 
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure against its target, printed as the machine-readable RESULT line."""
+
+    name: str
+    value: float
+    unit: str
+    target: str  # e.g. ">=20000", "<=2"
+    met: bool
+
+    def line(self) -> str:
+        return f"RESULT {self.name} {self.value:.6g} {self.unit} target {self.target} {'met' if self.met else 'missed'}"
+
+
+def print_results(figures: Sequence[Figure]) -> int:
+    """Print one RESULT line per figure, last of all output; the exit status: 0 all met, 2 one missed."""
+    print()
+    for figure in figures:
+        print(figure.line(), flush=True)
+    return 0 if all(figure.met for figure in figures) else 2
+
+
 def run_benchmark(
-    program: str, benchmark: Callable[[Teardown], bool], errors: tuple[type[Exception], ...] = (RuntimeError,)
+    program: str,
+    benchmark: Callable[[Teardown], Sequence[Figure]],
+    errors: tuple[type[Exception], ...] = (RuntimeError,),
 ) -> int:
     """The exit status of one run: 0 every target met, 2 a target missed, 1 an error (printed).
 
-    `benchmark` answers whether its targets were met and adds to the teardown what it set up; the
-    teardown runs whatever happened. RuntimeError covers BenchError, the server's and the node's.
+    `benchmark` answers its figures and adds to the teardown what it set up; the teardown runs
+    whatever happened, and the RESULT lines come after it. RuntimeError covers BenchError, the
+    server's and the node's.
     """
     teardown = Teardown(program)
     try:
-        met = benchmark(teardown)
+        figures = benchmark(teardown)
     except errors as exc:
         print(f"\n{program}: error: {exc}", file=sys.stderr)
         return 1
     finally:
         teardown.run()
-    return 0 if met else 2
+    return print_results(figures)
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,13 @@ from bench.harness import (
     BenchError,
     CommitStats,
     CpuMeter,
+    Figure,
     Server,
     children_cpu_seconds,
     own_cpu_seconds,
     percentile,
     print_header,
+    print_results,
     run_wrk,
     wrk_script,
     wrk_version,
@@ -335,6 +337,36 @@ class Result:
             return f">= {TARGET_BATCH_EVENTS_PER_S:,.0f} events/s", self.events_per_s >= TARGET_BATCH_EVENTS_PER_S
         return "(none)", None
 
+    def figures(self) -> list[Figure]:
+        if self.batch_size == 1:
+            return [
+                Figure(
+                    "ingest_single_requests_per_s",
+                    self.requests_per_s,
+                    "req/s",
+                    f">={TARGET_SINGLE_REQUESTS_PER_S:g}",
+                    self.requests_per_s >= TARGET_SINGLE_REQUESTS_PER_S,
+                ),
+                Figure(
+                    "ingest_single_p99",
+                    self.load.p99_ms,
+                    "ms",
+                    f"<={TARGET_SINGLE_P99_MS:g}",
+                    self.load.p99_ms <= TARGET_SINGLE_P99_MS,
+                ),
+            ]
+        if self.batch_size == TARGET_BATCH_SIZE:
+            return [
+                Figure(
+                    f"ingest_batch{TARGET_BATCH_SIZE}_events_per_s",
+                    self.events_per_s,
+                    "events/s",
+                    f">={TARGET_BATCH_EVENTS_PER_S:g}",
+                    self.events_per_s >= TARGET_BATCH_EVENTS_PER_S,
+                )
+            ]
+        return []
+
 
 @dataclass
 class Bench:
@@ -596,6 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (work / "post.lua").write_text(wrk_script(REQUESTS_LUA))
     server = Server(data_dir, env=env, startup_timeout=READY_TIMEOUT_SECONDS)
     ok = False
+    figures: list[Figure] = []
     try:
         token = server.create_token("bench", ["events:write", "events:read"])
         server.start()
@@ -614,7 +647,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         verified = run_verify(server, bench.acknowledged_events)
         ok = verified and stopped_clean
         print("\nall targets met" if all_met else "\nsome targets were NOT met (see the table)")
-        return 0 if ok else 1
+        figures = [figure for result in bench.results for figure in result.figures()]
     except (BenchError, ServerError) as exc:
         print(f"\nbench/ingest.py: error: {exc}", file=sys.stderr)
         return 1
@@ -624,6 +657,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"data kept in {work}" + ("" if ok else " (for the post-mortem)"))
         else:
             shutil.rmtree(work, ignore_errors=True)
+    if not ok:
+        return 1
+    return print_results(figures)
 
 
 if __name__ == "__main__":

@@ -45,9 +45,11 @@ import httpx
 from bench.harness import (
     BenchError,
     CpuMeter,
+    Figure,
     Server,
     WrkRun,
     children_cpu_seconds,
+    print_results,
     process_cpu_seconds,
     run_wrk,
     wrk_script,
@@ -211,7 +213,14 @@ def main() -> int:
         f"eventlog holds {events:,} middleware events for {expected:,} wrapped calls counted by wrk ({extra:+d}: "
         "calls in flight when a round ended, and the setup calls)"
     )
-    return 0 if events >= expected else 1
+    if events < expected:
+        return 1
+    return print_results(
+        [
+            Figure("middleware_throughput_ratio", ratio, "ratio", f">={TARGET_RATIO:g}", ratio >= TARGET_RATIO),
+            Figure("middleware_added_p50", added, "us", f"<={TARGET_ADDED_P50_US:g}", added <= TARGET_ADDED_P50_US),
+        ]
+    )
 
 
 if __name__ == "__main__":

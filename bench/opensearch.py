@@ -71,6 +71,7 @@ from opensearchpy.helpers import bulk
 from bench.harness import (
     BenchError,
     CpuMeter,
+    Figure,
     Server,
     Teardown,
     drop_indices,
@@ -528,7 +529,7 @@ def run_eventlog(
 # -- the report ---------------------------------------------------------------------------------
 
 
-def report(raw: RawResult, evl: EventlogResult, workload: Workload, args: argparse.Namespace) -> bool:
+def report(raw: RawResult, evl: EventlogResult, workload: Workload, args: argparse.Namespace) -> list[Figure]:
     ratio = evl.rate / raw.rate
     p50, p99 = percentile(evl.delays, 50), percentile(evl.delays, 99)
     worst = max(evl.delays) if evl.delays else float("nan")
@@ -565,9 +566,10 @@ def report(raw: RawResult, evl: EventlogResult, workload: Workload, args: argpar
     )
     if evl.probe_first_error:
         print(f"first probe error (retried): {evl.probe_first_error}")
-    met = ratio_ok and p99_ok
-    print("\nall targets met" if met else "\nsome targets were NOT met (see above)")
-    return met
+    return [
+        Figure("opensearch_ratio_to_raw_bulk", ratio, "ratio", f">={TARGET_RATIO:g}", ratio_ok),
+        Figure("opensearch_searchable_p99", p99, "s", f"<={TARGET_P99_S:g}", p99_ok),
+    ]
 
 
 # -- main -------------------------------------------------------------------------------------------
@@ -648,7 +650,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_benchmark("bench/opensearch.py", lambda teardown: benchmark(args, teardown))
 
 
-def benchmark(args: argparse.Namespace, teardown: Teardown) -> bool:
+def benchmark(args: argparse.Namespace, teardown: Teardown) -> list[Figure]:
     """One run; True when every target was met."""
     server_env = dict(item.split("=", 1) for item in args.server_env)
     run = uuid.uuid4().hex[:8]
@@ -682,12 +684,12 @@ def benchmark(args: argparse.Namespace, teardown: Teardown) -> bool:
         drop_indices(client, raw_prefix)  # so that its merges do not run during the eventlog phase
     time.sleep(2.0)
     evl = run_eventlog(url, client, evl_prefix, workload, work, args, server_env)
-    met = report(raw, evl, workload, args)
+    figures = report(raw, evl, workload, args)
     print(
         f"(1-minute load average: {load_before:.2f} before the node started, {os.getloadavg()[0]:.2f} at the end; "
         "anything else running on the machine lowers both rates)"
     )
-    return met
+    return figures
 
 
 if __name__ == "__main__":

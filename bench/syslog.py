@@ -44,7 +44,7 @@ from typing import Literal
 import uuid_utils
 from prometheus_client import CollectorRegistry
 
-from bench.harness import BenchError, Teardown, own_cpu_seconds, print_header, run_benchmark, say
+from bench.harness import BenchError, Figure, Teardown, own_cpu_seconds, print_header, run_benchmark, say
 from bench.opensearch import make_event
 from eventlog.canonical import canonical_json
 from eventlog.fanout import FanOut
@@ -170,7 +170,7 @@ async def run(transport: Transport, journal: Journal, receiver: Receiver, ca: Pa
     )
 
 
-def report(results: Sequence[Result], mean_bytes: float, args: argparse.Namespace) -> bool:
+def report(results: Sequence[Result], mean_bytes: float, args: argparse.Namespace) -> list[Figure]:
     print()
     print(
         f"Results: {results[0].events:,} events (stored JSON {mean_bytes:.0f} B on average), fan-out batches of "
@@ -181,19 +181,18 @@ def report(results: Sequence[Result], mean_bytes: float, args: argparse.Namespac
         f"{'eventlog CPU s':>15} {'connections':>11} {'resent':>7}"
     )
     print_header(head)
-    met = True
+    figures = []
     for r in results:
         verdict = ""
         if r.transport == "tcp":
             ok = r.rate >= TARGET_TCP_EVENTS_PER_S
-            met = met and ok
+            figures.append(Figure("syslog_tcp_events_per_s", r.rate, "events/s", f">={TARGET_TCP_EVENTS_PER_S:g}", ok))
             verdict = f"   target >= {TARGET_TCP_EVENTS_PER_S:,.0f} {'OK' if ok else 'MISSED'}"
         print(
             f"{r.transport:<10} {r.confirmed_seconds:>11.2f} {r.rate:>10,.0f} {r.received_seconds:>21.2f} "
             f"{r.received_rate:>10,.0f} {r.cpu_seconds:>15.1f} {r.connections:>11.0f} {r.unconfirmed:>7.0f}{verdict}"
         )
-    print("\ntarget met" if met else "\ntarget NOT met")
-    return met
+    return figures
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -228,7 +227,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-async def main_async(args: argparse.Namespace, work: Path) -> bool:
+async def main_async(args: argparse.Namespace, work: Path) -> list[Figure]:
     say("prepare", f"committing {args.events:,} events to a journal through eventlog's code ...")
     started = time.perf_counter()
     journal, mean_bytes = await fill_journal(work / "journal.db", args.events, args.seed)
@@ -258,13 +257,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_benchmark("bench/syslog.py", lambda teardown: benchmark(args, teardown), (RuntimeError, OSError))
 
 
-def benchmark(args: argparse.Namespace, teardown: Teardown) -> bool:
-    """One run; True when the target was met."""
+def benchmark(args: argparse.Namespace, teardown: Teardown) -> list[Figure]:
+    """One run: its figures."""
     work = Path(tempfile.mkdtemp(prefix="eventlog-bench-syslog-"))
     teardown.add(lambda: shutil.rmtree(work, ignore_errors=True))
-    met = asyncio.run(main_async(args, work))
+    figures = asyncio.run(main_async(args, work))
     print(f"(load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores; rsyslog runs on the same machine)")
-    return met
+    return figures
 
 
 if __name__ == "__main__":
