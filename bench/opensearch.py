@@ -58,7 +58,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ import uuid_utils
 from opensearchpy import OpenSearch
 from opensearchpy.helpers import bulk
 
+from bench.events import make_event
 from bench.harness import (
     BenchError,
     CpuMeter,
@@ -101,76 +102,6 @@ SEARCHABLE_TIMEOUT_S = 600.0
 # Same bulk shape as eventlog's sink: EVENTLOG_FANOUT_BATCH_EVENTS and EVENTLOG_OPENSEARCH_BULK_MAX_BYTES.
 DEFAULT_RAW_CHUNK = 2000
 DEFAULT_RAW_MAX_BYTES = 5 * 1024 * 1024
-
-
-# -- realistic events -----------------------------------------------------------------
-
-_ACTIONS: tuple[tuple[str, str, str, str], ...] = (
-    ("storage.tables.create", "table", "POST", "/v1/projects/{project}/tables"),
-    ("storage.tables.delete", "table", "DELETE", "/v1/projects/{project}/tables/{target}"),
-    ("storage.objects.read", "object", "GET", "/v1/projects/{project}/buckets/{target}/objects"),
-    ("iam.users.update", "user", "PATCH", "/v1/users/{target}"),
-    ("iam.roles.grant", "role_binding", "POST", "/v1/projects/{project}/roles/{target}:grant"),
-    ("billing.invoices.download", "invoice", "GET", "/v1/billing/invoices/{target}/pdf"),
-    ("compute.instances.start", "instance", "POST", "/v1/projects/{project}/instances/{target}:start"),
-    ("auth.sessions.create", "session", "POST", "/v1/sessions"),
-    ("kms.keys.rotate", "crypto_key", "POST", "/v1/projects/{project}/keys/{target}:rotate"),
-)
-_PEOPLE = ("Ada Lovelace", "Grace Hopper", "Alan Turing", "Katherine Johnson", "Margaret Hamilton", "José Müller")
-_SERVICES = ("svc-billing", "svc-deployer", "svc-backup", "svc-scheduler")
-_AGENTS = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-    "terraform-provider-acme/3.4.1 Terraform/1.9.8",
-    "acme-cli/2.18.0 python/3.12.4 linux/x86_64",
-)
-_REGIONS = ("eu-west-1", "eu-central-1", "us-east-1", "ap-southeast-2")
-
-
-def _address(rng: random.Random) -> str:
-    """Documentation ranges only (RFC 5737 / RFC 3849)."""
-    if rng.random() < 0.15:
-        return f"2001:db8:{rng.randrange(0x10000):x}::{rng.randrange(1, 0x10000):x}"
-    return f"{rng.choice(('192.0.2', '198.51.100', '203.0.113'))}.{rng.randrange(1, 255)}"
-
-
-def make_event(rng: random.Random, now: datetime) -> dict[str, Any]:
-    """One plausible audit event as a producer sends it (about 400-600 bytes of JSON)."""
-    action, target_type, method, route = rng.choice(_ACTIONS)
-    project = f"prj-{rng.randrange(10_000):04d}"
-    target_id = f"{target_type[:3]}-{rng.getrandbits(40):010x}"
-    failed = rng.random() < 0.08
-    status = rng.choice((403, 404, 409, 422)) if failed else (201 if method == "POST" else 200)
-    actor: dict[str, Any]
-    if rng.random() < 0.75:
-        who = rng.choice(_PEOPLE)
-        actor = {"type": "user", "id": f"u-{rng.randrange(100_000):05d}", "name": who, "ip": _address(rng)}
-        if rng.random() < 0.2:
-            actor["user_agent"] = rng.choice(_AGENTS)
-    else:
-        who = rng.choice(_SERVICES)
-        actor = {"type": "service", "id": who, "ip": _address(rng)}
-    details: dict[str, Any] = {"project": project, "region": rng.choice(_REGIONS)}
-    if method in ("PATCH", "PUT") or (method == "POST" and rng.random() < 0.3):
-        details["changes"] = [{"field": rng.choice(("role", "quota", "ttl")), "old": rng.randrange(100), "new": 7}]
-    if failed:
-        details["error"] = {"code": status, "reason": "denied" if status == 403 else "rejected"}
-    verb = action.rsplit(".", 1)[1]
-    return {
-        "time": (now - timedelta(seconds=rng.uniform(0, 60))).isoformat().replace("+00:00", "Z"),
-        "action": action,
-        "outcome": "failure" if failed else "success",
-        "actor": actor,
-        "target": {"type": target_type, "id": target_id, "name": f"{target_type} {target_id[-4:]}"},
-        "request": {
-            "method": method,
-            "path": route.format(project=project, target=target_id),
-            "status": status,
-            "duration_ms": round(rng.uniform(0.4, 250.0), 3),
-            "request_id": f"{rng.getrandbits(64):016x}",
-        },
-        "message": f"{who} {verb} {target_type} {target_id}" + (f" (HTTP {status})" if failed else ""),
-        "details": details,
-    }
 
 
 def stored_documents(inputs: Sequence[dict[str, Any]], stream: str) -> list[dict[str, Any]]:

@@ -44,8 +44,8 @@ from typing import Literal
 import uuid_utils
 from prometheus_client import CollectorRegistry
 
+from bench.events import make_event
 from bench.harness import BenchError, Figure, Teardown, own_cpu_seconds, print_header, run_benchmark, say
-from bench.opensearch import make_event
 from eventlog.canonical import canonical_json
 from eventlog.fanout import FanOut
 from eventlog.journal import Journal, Prepared
