@@ -97,6 +97,11 @@ def _check_prefix(report: Report, history: journal_meta.History) -> str | None:
     if first is None:
         return None
     if first == purged + 1:
+        if purged:
+            report.notes.append(
+                f"events seq 1..{purged} were purged (retention, or the prune of delivered events): "
+                "the journal no longer holds them to check"
+            )
         return history.purged_hash
     if first <= purged:
         report.problems.append(f"event seq={first} is at or before the end of the last purge (seq {purged})")

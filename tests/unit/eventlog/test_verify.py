@@ -209,6 +209,10 @@ async def test_a_purged_prefix_verifies_and_is_fully_checked(journal_dir: Path) 
     report = _report(journal_dir)
     assert (report.ok, report.complete, report.first_seq, report.events) == (True, True, 10, 1)
     assert report.signed_through == 10
+    assert report.notes == [
+        "events seq 1..9 were purged (retention, or the prune of delivered events): "
+        "the journal no longer holds them to check"
+    ]
 
 
 async def test_deleting_past_a_purge_is_reported(journal_dir: Path) -> None:
