@@ -960,8 +960,10 @@ def run_phase(
                     raise BenchError(f"{query.spec.name}: fewer than {query.spec.page} pages")
                 params[query.spec.name]["cursor"] = cursor
             query.walk_ms[name] = (time.perf_counter() - started) * 1000
+            # The server signs its cursors with the key in its data dir; read with the same key.
+            codec = cursors.Cursors(cursors.FileCursorKey(server.data_dir / "cursor.key", create=False))
             try:
-                query.after = cursors.decode(cursor, cursors.fingerprint(BIG_TENANT, EventQuery(where=query.where)))
+                query.after = codec.decode(cursor, cursors.fingerprint(BIG_TENANT, EventQuery(where=query.where)))
             except cursors.CursorError as exc:
                 raise BenchError(f"{query.spec.name}: the API built another condition than this benchmark") from exc
         prepare_direct()

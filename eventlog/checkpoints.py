@@ -14,6 +14,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from eventlog import journal_meta
 from eventlog.canonical import canonical_json
 from eventlog.journal import Journal
 from eventlog.model import format_time
@@ -81,6 +82,7 @@ def store(conn: sqlite3.Connection, checkpoint: Checkpoint) -> None:
         "INSERT OR IGNORE INTO checkpoints (stream, seq, hash, time, signature) VALUES (?, ?, ?, ?, ?)",
         (checkpoint.stream, checkpoint.seq, checkpoint.hash, checkpoint.time, checkpoint.signature),
     )
+    journal_meta.record_checkpoint(conn, checkpoint.seq)
 
 
 def latest_seq(conn: sqlite3.Connection, stream: str) -> int:

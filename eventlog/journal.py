@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from eventlog import journal_meta
 from eventlog.chain import GENESIS, StoredLink, link_hash
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,9 @@ class Journal:
             writer.execute("INSERT INTO meta (key, value) VALUES ('stream', ?)", (self._stream_hint,))
         else:
             self.stream = row[0]
+        writer.execute("BEGIN IMMEDIATE")
+        journal_meta.backfill(writer)
+        writer.execute("COMMIT")
         last = writer.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         if last is not None:
             self.last_seq, self.last_hash = int(last[0]), str(last[1])
@@ -358,6 +362,8 @@ class Journal:
             for start in range(0, len(rows), _ROWS_PER_INSERT):
                 chunk = rows[start : start + _ROWS_PER_INSERT]
                 conn.execute(_insert_sql(len(chunk)), [value for row in chunk for value in row])
+            if rows:
+                journal_meta.record_head(conn, seq)
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - every caller of the group gets it
             if conn.in_transaction:
@@ -430,14 +436,14 @@ def purge_delivered(conn: sqlite3.Connection, *, up_to_seq: int, committed_befor
     it ends before the first dead-lettered event (undelivered; retention expires it), the
     first recent one, and the newest row, which carries the chain's head across restarts.
     """
-    cur = conn.execute(
-        "DELETE FROM events WHERE seq <= ? "
-        "AND seq < (SELECT MAX(seq) FROM events) "
-        "AND seq < COALESCE((SELECT MIN(seq) FROM dead_letters), 9223372036854775807) "
-        "AND seq < COALESCE((SELECT MIN(seq) FROM events WHERE committed_at >= ?), 9223372036854775807)",
-        (up_to_seq, committed_before),
-    )
-    return cur.rowcount
+    never = 9223372036854775807
+    (bound,) = conn.execute(
+        "SELECT MIN(?, COALESCE((SELECT MAX(seq) FROM events), 0), "
+        "COALESCE((SELECT MIN(seq) FROM dead_letters), ?), "
+        "COALESCE((SELECT MIN(seq) FROM events WHERE committed_at >= ?), ?))",
+        (up_to_seq + 1, never, committed_before, never),
+    ).fetchone()
+    return journal_meta.delete_prefix(conn, int(bound))
 
 
 def _stored_ids(conn: sqlite3.Connection, group: list[_Append]) -> dict[tuple[str, str], tuple[int, str]]:

@@ -48,6 +48,7 @@ from retention.scheduler import Scheduler
 from retention.store import ExpiringStore
 from search.api import router as search_router
 from search.backend import SearchBackend
+from search.cursor import CursorKey, Cursors, FileCursorKey
 from search.keboola import router as keboola_router
 from search.opensearch.backend import OpenSearchBackend
 from search.opensearch.client import build_client
@@ -129,6 +130,11 @@ def retention_parts(
     return retention, holds, lock
 
 
+def cursor_key(settings: Settings) -> CursorKey:
+    """A configured file is shared by the nodes of a cluster and must exist; the data dir's own is created."""
+    return FileCursorKey(settings.cursor_key_path, create=settings.cursor_key_file is None)
+
+
 async def _prune_forever(fanout: FanOut, keep_seconds: float, every_seconds: float = 60.0) -> None:
     while True:
         await asyncio.sleep(every_seconds)
@@ -194,6 +200,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     auth = Authenticator(tokens, FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_seconds))
     key = load_or_create_key(settings.signing_key_path)
     checkpointer = Checkpointer(journal, key, settings.checkpoint_interval_seconds)
+    cursors = Cursors(cursor_key(settings))
     ctx = Context(settings=settings, journal=journal, tokens=tokens, auth=auth, fanout=fanout, metrics=metrics)
     self_audit = JournalEmitter(journal, source="eventlog")
     # A queue without a bucket is refused by the poller (its error names the setting), not silently unused.
@@ -245,6 +252,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     )
     app.state.ctx = ctx
     app.state.backend = store
+    app.state.cursors = cursors
     app.state.holds = holds
     app.state.retention = scheduler
     errors.install(app)

@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     checkpoint_interval_seconds: float = Field(
         300.0, gt=0, description="How often the node signs a checkpoint of its chain, in seconds."
     )
+    cursor_key_file: Path | None = Field(
+        None,
+        description="File holding the secret (32 bytes or more, e.g. `openssl rand -hex 32`) that signs search "
+        "cursors; every node behind one load balancer needs the same one. Unset: cursor.key in the data dir, "
+        "created on first start (mode 0600).",
+    )
     fanout_batch_events: int = Field(2_000, ge=1, description="Most events a sink receives in one delivery.")
     fanout_poll_seconds: float = Field(
         1.0, gt=0, description="Longest a sink loop sleeps before looking for new events, in seconds."
@@ -263,3 +269,7 @@ class Settings(BaseSettings):
     @property
     def signing_key_path(self) -> Path:
         return self.data_dir / "signing.key"
+
+    @property
+    def cursor_key_path(self) -> Path:
+        return self.cursor_key_file or self.data_dir / "cursor.key"

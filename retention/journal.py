@@ -15,6 +15,7 @@ from datetime import date, datetime
 
 import orjson
 
+from eventlog.journal_meta import delete_prefix
 from retention.policy import Policy
 
 _BATCH = 5_000
@@ -56,7 +57,7 @@ def expire_journal(
     checkpoints = _expired_checkpoints(conn, policy, today)
     if not dry_run:  # Journal.call wraps this in one transaction
         conn.executemany("DELETE FROM dead_letters WHERE id = ?", [(i,) for i, _ in dead])
-        conn.execute("DELETE FROM events WHERE seq < ?", (stop if stop is not None else head,))
+        delete_prefix(conn, stop if stop is not None else head)
         conn.executemany("DELETE FROM checkpoints WHERE stream = ? AND seq = ?", checkpoints)
     return JournalExpiry(events, len(dead), len(checkpoints), stop)
 
@@ -91,13 +92,18 @@ def _expired_checkpoints(conn: sqlite3.Connection, policy: Policy, today: date) 
 
     A checkpoint signs the stream head at one moment; it is of use while some store
     still holds events from then, i.e. within the longest retention of any tenant.
+    The newest one always stays, as the newest event does: it signs the chain the
+    journal still holds, and `eventlog verify` reports a journal whose checkpoints are all gone.
     """
     oldest_needed = min(policy.oldest_kept_day(t, today) for t in ["", *policy.tenant_days])
     for hold in policy.holds:
         if hold.active:
             start = hold.since.date() if hold.since is not None else date.min
             oldest_needed = min(oldest_needed, start)
-    rows = conn.execute("SELECT stream, seq, time FROM checkpoints").fetchall()
+    rows = conn.execute(
+        "SELECT stream, seq, time FROM checkpoints c "
+        "WHERE seq < (SELECT MAX(seq) FROM checkpoints n WHERE n.stream = c.stream)"
+    ).fetchall()
     expired: list[tuple[str, int]] = []
     for stream, seq, at in rows:
         if datetime.fromisoformat(str(at).replace("Z", "+00:00")).date() < oldest_needed:

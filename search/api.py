@@ -43,6 +43,11 @@ async def backend(request: Request) -> SearchBackend:
     return found
 
 
+async def cursor_codec(request: Request) -> cursors.Cursors:
+    found: cursors.Cursors = request.app.state.cursors
+    return found
+
+
 def _micros(value: datetime | None, name: str) -> int | None:
     if value is None:
         return None
@@ -93,6 +98,7 @@ def _where(
 async def list_events(
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.list"))],
     store: Annotated[SearchBackend, Depends(backend)],
+    codec: Annotated[cursors.Cursors, Depends(cursor_codec)],
     q: QParam = None,
     since: SinceParam = None,
     until: UntilParam = None,
@@ -119,11 +125,11 @@ async def list_events(
     fingerprint = cursors.fingerprint(scope.tenant, query)
     if cursor:
         try:
-            query = replace(query, after=cursors.decode(cursor, fingerprint))
+            query = replace(query, after=codec.decode(cursor, fingerprint))
         except cursors.CursorError as exc:
-            raise ApiError(400, "invalid_cursor", str(exc)) from None
+            raise ApiError(400, "invalid_cursor", str(exc), [{"parameter": "cursor", "message": str(exc)}]) from None
     page = await store.search(scope, query)
-    next_cursor = cursors.encode(page.last, fingerprint) if page.more and page.last is not None else None
+    next_cursor = codec.encode(page.last, fingerprint) if page.more and page.last is not None else None
     body = b'{"events":[' + b",".join(page.documents) + b'],"next_cursor":' + orjson.dumps(next_cursor) + b"}"
     return Response(body, media_type="application/json")
 

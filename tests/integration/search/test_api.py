@@ -6,7 +6,10 @@ the expectation and therefore with each other.
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
+import hmac
 import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -195,6 +198,32 @@ def test_cursor_of_another_query_is_refused(loaded: tuple[Service, str]) -> None
     assert "different query" in answer.json()["message"]
     answer = service.client.get("/v1/events", params={"cursor": "garbage!"}, headers=bearer(token))
     assert answer.status_code == 400
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_forged_altered_or_out_of_range_cursor_is_a_400_that_says_to_restart(loaded: tuple[Service, str]) -> None:
+    service, token = loaded
+    issued = _list(service, token, limit=1)["next_cursor"]
+    body, _, mac = issued.partition(".")
+    _version, _time, event_id, fingerprint = orjson.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    far = orjson.dumps([2, 2**63, event_id, fingerprint])
+    secret = service.settings.cursor_key_path.read_bytes().strip()
+    signed_far = f"{_b64(far)}.{_b64(hmac.new(secret, far, hashlib.sha256).digest())}"
+    for bad in (
+        _b64(orjson.dumps([1, 2**63, event_id, fingerprint])),  # unsigned, as cursors once were
+        f"{_b64(far)}.{mac}",  # re-encoded time, the old signature
+        signed_far,  # signed, but no store can take that time
+        issued[:-2],
+    ):
+        answer = service.client.get("/v1/events", params={"source": "api", "cursor": bad}, headers=bearer(token))
+        assert answer.status_code == 400, answer.text
+        error = answer.json()
+        assert error["error"] == "invalid_cursor"
+        assert "restart the listing without `cursor`" in error["message"]
+        assert error["errors"][0]["parameter"] == "cursor"
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from eventlog.canonical import canonical_json
+from eventlog.checkpoints import Checkpointer, load_or_create_key
 from eventlog.cli import main
+from eventlog.journal import Journal, Prepared
 from tests.app import Service, bearer
 
 
@@ -99,6 +102,70 @@ def test_verify_exit_codes_on_a_real_service_journal(
 def test_verify_without_journal_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", "--data-dir", str(tmp_path / "none")]) == 2
     assert "--data-dir" in capsys.readouterr().err
+
+
+async def _signed_journal(data_dir: Path, events: int = 4) -> None:
+    journal = Journal(data_dir / "journal.db", stream="node-a")
+    journal.open()
+    try:
+        for i in range(1, events + 1):
+            body = {"id": f"e{i}", "tenant": "t", "message": str(i)}
+            await journal.append("t", [Prepared(f"e{i}", body, canonical_json(body), False)])
+        await Checkpointer(journal, load_or_create_key(data_dir / "signing.key"), 300).checkpoint()
+    finally:
+        journal.close()
+
+
+def test_verify_help_documents_every_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["verify", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for status in (
+        "0 everything was checked and holds",
+        "1 a problem was found",
+        "2 verify could not run",
+        "3 nothing",
+    ):
+        assert status in text
+
+
+async def test_verify_a_missing_public_key_is_an_error_that_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _signed_journal(tmp_path)
+    assert main(["verify", "--data-dir", str(tmp_path), "--public-key", str(tmp_path / "pinned.pub")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "pinned.pub: no such file; pass --public-key with a copy of the node's signing.pub" in captured.err
+
+
+async def test_verify_without_a_public_key_says_signatures_were_not_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _signed_journal(tmp_path)
+    (tmp_path / "signing.pub").unlink()
+    assert main(["verify", "--data-dir", str(tmp_path)]) == 3
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("INCOMPLETE: stream 'node-a', 4 events (seq 1..4), 1 signed checkpoints")
+    assert lines[1].startswith(f"  not checked: signatures: not checked (no --public-key, and no {tmp_path}")
+
+
+async def test_verify_a_cut_tail_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    await _signed_journal(tmp_path)
+    assert main(["verify", "--data-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("ok: stream 'node-a', 4 events (seq 1..4), 1 signed checkpoints hold")
+    conn = sqlite3.connect(tmp_path / "journal.db")
+    conn.execute("DELETE FROM events WHERE seq = 4")
+    conn.commit()
+    conn.close()
+    assert main(["verify", "--data-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "FAILED: stream 'node-a': first bad: events seq 4..4 are gone from the end of the journal "
+        "(it recorded seq 4 as its head)",
+        "  also: checkpoint seq=4: signs an event past the journal's end (its last event is seq 3)",
+        "  note: events seq 1..3: no signed checkpoint covers them; their chain holds, but no signature vouches "
+        "for them yet",
+    ]
 
 
 def test_bootstrap_token_goes_to_a_private_file_without_a_terminal(

@@ -94,3 +94,21 @@ async def test_checkpoints_older_than_the_longest_retention_go_unless_a_hold_rea
         assert rows == [3]
     finally:
         journal.close()
+
+
+async def test_the_newest_checkpoint_stays_however_old(tmp_path: Path) -> None:
+    """It signs the chain the journal still holds; without it `eventlog verify` reports the checkpoints gone."""
+    journal = await _journal(tmp_path / "j.db", [("a", OLD), ("a", OLD)])
+    try:
+
+        def add(c: sqlite3.Connection) -> None:
+            for seq, at in [(1, "2026-09-01T00:00:00Z"), (2, "2026-09-02T00:00:00Z")]:
+                c.execute("INSERT INTO checkpoints VALUES ('s', ?, 'h', ?, 'sig')", (seq, at))
+
+        await journal.call(add)
+        expired = await journal.call(lambda c: expire_journal(c, Policy(14), TODAY, ["sqlite"]))
+        assert expired.checkpoints == 1
+        rows = await journal.call(lambda c: [r[0] for r in c.execute("SELECT seq FROM checkpoints ORDER BY seq")])
+        assert rows == [2]
+    finally:
+        journal.close()
