@@ -19,11 +19,14 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from eventlog.canonical import canonical_json
-from eventlog.model import MAX_DETAILS_STRING, EventIn, _depth, to_document
+from eventlog.model import MAX_DETAILS_STRING, EventIn, _depth, reserved_id, to_document
 from ingest.cloudtrail_mapping import (
+    ID_PREFIX,
     NAMESPACE,
+    SOURCE,
     TRUNCATED,
     Limits,
     SkipRecord,
@@ -52,9 +55,13 @@ def _by_event_id(event_id_: str) -> dict[str, Any]:
 
 
 def _validate(raw: dict[str, Any]) -> EventIn:
-    """Validate with `now` just after the event, so only the mapping is judged here, not the clock."""
+    """Validate with `now` just after the event, so only the mapping is judged here, not the clock.
+
+    The importer's id and source are left out: EventIn refuses them from producers (test_ids_and_source_...).
+    """
     now = datetime.fromisoformat(raw["time"]) + timedelta(minutes=1)
-    return EventIn.model_validate(raw, context=Limits().context(now))
+    fields = {k: v for k, v in raw.items() if k not in ("id", "source")}
+    return EventIn.model_validate(fields, context=Limits().context(now))
 
 
 def _all_records() -> list[dict[str, Any]]:
@@ -171,7 +178,7 @@ def _assert_subset(expected: Any, actual: Any, where: str = "") -> None:
 def test_mapping_of_real_records(cloudtrail_id: str, expected: dict[str, Any]) -> None:
     raw = map_record(_by_event_id(cloudtrail_id))
     _assert_subset(expected, raw)
-    assert raw["id"] == str(uuid.uuid5(NAMESPACE, cloudtrail_id))
+    assert raw["id"] == f"cloudtrail:{uuid.uuid5(NAMESPACE, cloudtrail_id)}"
     assert raw["source"] == "cloudtrail"
     _validate(raw)
 
@@ -188,7 +195,7 @@ def test_every_real_record_maps_to_a_valid_event() -> None:
             continue
         raw = map_record(record)
         event = _validate(raw)
-        assert event.id == event_id(record)
+        assert raw["id"] == event_id(record)
         assert event.actor.ip is None or str(event.actor.ip) == record["sourceIPAddress"]
         mapped += 1
     assert mapped == len(records) - 1  # the all-null record has no eventTime
@@ -279,10 +286,10 @@ def _assert_prepared_like_the_reference(record: dict[str, Any], limits: Limits |
             prepare(copy.deepcopy(record), tenant="acme", limits=limits, received_at=NOW)
         assert skipped.value.reason == refused.reason
         return
-    assert event.id is not None
-    document = to_document(event, event_id=event.id, tenant="acme", received_at=NOW)
+    identifier = event_id(copy.deepcopy(record))
+    document = to_document(event, event_id=identifier, tenant="acme", received_at=NOW, source=SOURCE)
     item = prepare(copy.deepcopy(record), tenant="acme", limits=limits, received_at=NOW)
-    assert item.id == event.id
+    assert item.id == identifier
     assert item.client_id
     assert item.canonical == canonical_json(document)
     # what the journal stores: orjson of the body (a Fragment of details is written as it is)
@@ -423,3 +430,14 @@ def test_s3_data_events_name_the_object_and_keep_the_data_fields() -> None:
     assert denied["action"] == "aws.s3.PutObject"
     assert denied["outcome"] == "failure"
     assert (denied["details"]["errorCode"], denied["details"]["errorMessage"]) == ("AccessDenied", "Access Denied")
+
+
+def test_ids_and_source_are_the_importers_own_and_refused_from_producers() -> None:
+    raw = map_record(_by_event_id("865d9377-9c6b-4fd7-8aad-725e95f6a140"))
+    assert raw["id"].startswith(ID_PREFIX)
+    assert reserved_id(raw["id"])
+    now = datetime.fromisoformat(raw["time"]) + timedelta(minutes=1)
+    for field in ("id", "source"):
+        with pytest.raises(ValidationError) as refused:
+            EventIn.model_validate({"action": "x", field: raw[field]}, context=Limits().context(now))
+        assert [e["loc"] for e in refused.value.errors()] == [(field,)]
