@@ -207,6 +207,39 @@ def test_text_summary_and_missing_bucket(
 
 
 @pytest.mark.usefixtures("tenants")
+def test_the_tenant_is_the_account_of_the_key_and_other_accounts_are_skipped(
+    bucket: Bucket, s3_endpoint_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whoever can write to the bucket writes any recipientAccountId: only the key's account picks the tenant."""
+    trailscraper = _recent(_records("111111111111_CloudTrail_eu-central-1_20171211T1505Z_A6kvhMoVeCsc7v8U.json"), ALPHA)
+    console, federation = (
+        _recent(_records(name), ALPHA)
+        for name in ("aws.initial-access.console-login-without-mfa.json", "aws.persistence.sts-federation-token.json")
+    )
+    # ALPHA's folder: one record of its own, one without recipientAccountId (ALPHA's), two naming other accounts
+    without = {k: v for k, v in trailscraper[1].items() if k != "recipientAccountId"}
+    claims = [
+        trailscraper[0],
+        without,
+        dict(federation[0], recipientAccountId=BETA),
+        dict(federation[1], recipientAccountId=UNMAPPED),
+    ]
+    bucket.put(_key(ALPHA, "eu-central-1", "1500", "claimsothers0000"), _log_file(claims))
+    # an unmapped account's folder whose record names ALPHA; BETA's organization folder with a record naming ALPHA
+    bucket.put(_key(UNMAPPED, "eu-west-1", "1500", "unmappedclaim000"), _log_file(console))
+    bucket.put(_key(BETA, "eu-west-1", "1500", "orgclaimsalpha00", org=True), _log_file(console))
+
+    summary = _run(capsys, bucket, tmp_path / "data", s3_endpoint_url)
+    assert summary["skipped"] == {"account_mismatch": 3, "unmapped_account": 1}
+    assert summary["imported"] == 2
+    assert "2 records skipped: their recipientAccountId is not 111111111111" in summary["stderr"]
+    events = _events(tmp_path / "data")
+    assert sorted((e["tenant"], e["id"]) for e in events) == sorted(
+        ("alpha", event_id(record)) for record in trailscraper
+    )
+
+
+@pytest.mark.usefixtures("tenants")
 def test_a_producer_cannot_claim_a_records_id_before_it_is_imported(
     bucket: Bucket, s3_endpoint_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
