@@ -36,6 +36,7 @@ __all__ = [
     "event_id",
     "limits_of",
     "map_record",
+    "outcome",
     "prepare",
     "to_event",
 ]
@@ -214,6 +215,27 @@ def event_id(record: dict[str, Any]) -> str:
     return ID_PREFIX + _uuid5(seed)
 
 
+def _status(value: Any, name: Any) -> Any:
+    return value.get(name) if isinstance(value, dict) and isinstance(name, str) else None
+
+
+def outcome(record: dict[str, Any]) -> str:
+    """failure when CloudTrail reports an error or a failed step; success otherwise.
+
+    API calls that fail carry errorCode (and usually errorMessage). Sign-in events (signin.amazonaws.com:
+    ConsoleLogin, CheckMfa, SwitchRole, ...) carry no errorCode: they say "Failure" or "Success" under their own
+    name in responseElements (serviceEventDetails for CredentialVerification and the other service events of
+    sign-in), and a failed one usually adds errorMessage ("Failed authentication").
+    """
+    if record.get("errorCode") is not None or record.get("errorMessage") is not None:
+        return "failure"
+    name = record.get("eventName")
+    for part in ("responseElements", "serviceEventDetails"):
+        if _status(record.get(part), name) == "Failure":
+            return "failure"
+    return "success"
+
+
 # A dotted-quad IPv4 address without leading zeros: already the form ipaddress writes, at 1/10 of its cost.
 _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
 
@@ -319,7 +341,7 @@ def _map(record: Any, max_details_depth: int, max_event_bytes: int) -> tuple[dic
         "id": identifier,
         "time": when.isoformat(),
         "action": action,
-        "outcome": "failure" if record.get("errorCode") is not None else "success",
+        "outcome": outcome(record),
         "actor": actor,
         "target": _target(record),
         "request": request,

@@ -441,3 +441,82 @@ def test_ids_and_source_are_the_importers_own_and_refused_from_producers() -> No
         with pytest.raises(ValidationError) as refused:
             EventIn.model_validate({"action": "x", field: raw[field]}, context=Limits().context(now))
         assert [e["loc"] for e in refused.value.errors()] == [(field,)]
+
+
+# -- outcome: errorCode, errorMessage, or the status a sign-in event gives under its own name -----------------------
+
+
+def _sign_in(name: str, **fields: Any) -> dict[str, Any]:
+    """A sign-in event of our own, shaped as the public ConsoleLogin sample and the AWS CloudTrail user guide's
+    sign-in examples (no real failed sign-in is in the public samples)."""
+    record = {
+        **_by_event_id("865d9377-9c6b-4fd7-8aad-725e95f6a140"),
+        "eventName": name,
+        "eventID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"test:{name}:{sorted(fields.items())!r}")),
+        "responseElements": {name: "Success"},
+    }
+    record.update(fields)
+    return record
+
+
+OUTCOMES = [
+    # public samples (tests/fixtures/cloudtrail, see SOURCES.md)
+    pytest.param(_by_event_id("865d9377-9c6b-4fd7-8aad-725e95f6a140"), "success", id="console-login-success"),
+    pytest.param(_by_event_id("16903cbd-fdff-4818-82f2-d66ad09aaf57"), "failure", id="error-code-access-denied"),
+    pytest.param(_by_event_id("450230d4-b39e-4a18-a6a0-d07a6e2105cb"), "failure", id="error-code-unauthorized"),
+    pytest.param(_by_event_id("099bfd30-232c-4dff-9998-3821921063ca"), "success", id="api-call-without-error"),
+    # records of our own
+    pytest.param(
+        _sign_in("ConsoleLogin", responseElements={"ConsoleLogin": "Failure"}, errorMessage="Failed authentication"),
+        "failure",
+        id="console-login-failed-authentication",
+    ),
+    pytest.param(
+        _sign_in("ConsoleLogin", responseElements={"ConsoleLogin": "Failure"}), "failure", id="console-login-failure"
+    ),
+    pytest.param(
+        _sign_in("ConsoleLogin", responseElements=None, errorMessage="No username found in supplied account"),
+        "failure",
+        id="console-login-error-message-only",
+    ),
+    pytest.param(_sign_in("CheckMfa"), "success", id="check-mfa-success"),
+    pytest.param(
+        _sign_in("CheckMfa", responseElements={"CheckMfa": "Failure"}, additionalEventData={"MfaType": "Virtual MFA"}),
+        "failure",
+        id="check-mfa-failure",
+    ),
+    pytest.param(_sign_in("SwitchRole"), "success", id="switch-role-success"),
+    pytest.param(
+        _sign_in("SwitchRole", responseElements={"SwitchRole": "Failure"}, errorMessage="Failed to switch role"),
+        "failure",
+        id="switch-role-failure",
+    ),
+    pytest.param(
+        _sign_in(
+            "CredentialVerification",
+            responseElements=None,
+            serviceEventDetails={"CredentialVerification": "Failure"},
+            eventType="AwsServiceEvent",
+        ),
+        "failure",
+        id="credential-verification-failure",
+    ),
+    pytest.param(
+        _sign_in("UserAuthentication", responseElements=None, serviceEventDetails={"UserAuthentication": "Success"}),
+        "success",
+        id="user-authentication-success",
+    ),
+    # another element saying Failure is not the event's own status; odd shapes do not break the mapping
+    pytest.param(_sign_in("SwitchRole", responseElements={"ConsoleLogin": "Failure"}), "success", id="other-element"),
+    pytest.param(_sign_in("ConsoleLogin", responseElements=["Failure"]), "success", id="elements-a-list"),
+    pytest.param(_sign_in("ConsoleLogin", responseElements="Failure"), "success", id="elements-a-string"),
+    pytest.param(_sign_in("ConsoleLogin", eventName=None), "success", id="no-event-name"),
+]
+
+
+@pytest.mark.parametrize(("record", "expected"), OUTCOMES)
+def test_outcome(record: dict[str, Any], expected: str) -> None:
+    assert map_record(copy.deepcopy(record))["outcome"] == expected
+    fresh = _in_window(record)
+    assert prepare(copy.deepcopy(fresh), tenant="acme", limits=Limits(), received_at=NOW).body["outcome"] == expected
+    _assert_prepared_like_the_reference(fresh)
