@@ -409,9 +409,11 @@ class Generator:
             at = start + step * (i + rng.random())
             received = at + timedelta(seconds=rng.uniform(0.02, 1.5))
             tenant = rng.choices(tenants, weights=weights)[0]
-            event = EventIn.model_validate(make_event(rng, at), context=context)
+            fields = make_event(rng, at)
+            source = fields.pop("source")  # `cloudtrail` is the importer's, which EventIn refuses from producers
+            event = EventIn.model_validate(fields, context=context)
             event_id = str(uuid_utils.uuid7(nanoseconds=time_to_us(received) * 1000))
-            document = to_document(event, event_id=event_id, tenant=tenant, received_at=received)
+            document = to_document(event, event_id=event_id, tenant=tenant, received_at=received, source=source)
             digest = link_hash(self.prev, canonical_json(document))
             self.seq += 1
             document["chain"] = {"stream": STREAM, "seq": self.seq, "prev": self.prev, "hash": digest}

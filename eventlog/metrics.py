@@ -61,7 +61,10 @@ class Metrics:
             "eventlog_cloudtrail_duplicates", "CloudTrail records already stored.", registry=self.registry
         )
         self.cloudtrail_skipped = Counter(
-            "eventlog_cloudtrail_skipped", "CloudTrail records skipped.", ["reason"], registry=self.registry
+            "eventlog_cloudtrail_skipped",
+            "CloudTrail records skipped: invalid, too_old, too_large, unmapped_account, account_mismatch.",
+            ["reason"],
+            registry=self.registry,
         )
         self.cloudtrail_malformed_files = Counter(
             "eventlog_cloudtrail_malformed_files",

@@ -21,8 +21,23 @@ from pydantic import (
 from eventlog.canonical import MAX_SAFE_INT
 
 Outcome = Literal["success", "failure", "unknown"]
-ProducerSource = Literal["api", "middleware", "cloudtrail"]
+ProducerSource = Literal["api", "middleware"]
 Source = Literal["api", "middleware", "cloudtrail", "eventlog"]
+# The sources of what the service writes itself (the CloudTrail importer, self-audit and retention). A producer may
+# claim neither them nor an id in their namespace ("cloudtrail:..."): the importer's ids are predictable, and a
+# client's event stored first under one would make the journal drop the real record as its duplicate.
+RESERVED_SOURCES = ("cloudtrail", "eventlog")
+
+
+def reserved_source(value: object) -> bool:
+    """Whether `value` is one of the service's own sources."""
+    return isinstance(value, str) and value in RESERVED_SOURCES
+
+
+def reserved_id(value: str) -> bool:
+    """Whether `value` lies in the id namespace of one of the service's own sources (``cloudtrail:...``)."""
+    namespace, colon, _ = value.partition(":")
+    return bool(colon) and namespace.lower() in RESERVED_SOURCES
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -131,6 +146,21 @@ class EventIn(_Part):
                 if key in data:
                     raise ValueError(f"`{key}` is set by the server ({why}); remove it from the event")
         return data
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _not_reserved_source(cls, value: Any) -> Any:
+        if reserved_source(value):
+            raise ValueError(f"`{value}` is reserved for the service's own events; send `api` or `middleware`")
+        return value
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved_id(cls, value: str | None) -> str | None:
+        if value is not None and reserved_id(value):
+            namespace = value.partition(":")[0]
+            raise ValueError(f"ids beginning with `{namespace}:` are the service's own; choose another id")
+        return value
 
     @field_validator("time")
     @classmethod

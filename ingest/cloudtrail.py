@@ -5,6 +5,9 @@ Every new log file of every trail under a bucket and prefix (ingest/cloudtrail_l
 mapped events (ingest/cloudtrail_mapping.py), whatever the size of the file. Digest files
 (``CloudTrail-Digest/``) are read too when public keys are configured: see ingest/cloudtrail_digest.py.
 
+A file's records go to the tenant `tenants` maps the account of its key to (``AWSLogs/[o-orgid/]<account>/``);
+records naming another recipientAccountId are skipped and counted (``account_mismatch``).
+
 A checkpoint per (bucket, prefix, account, region) in ``cloudtrail.db`` in the
 data dir (ingest/cloudtrail_checkpoints.py) remembers the newest key read and every key read in the last days,
 so a re-run reads only new files; late deliveries into a day already read are
@@ -412,17 +415,28 @@ class _Import:
         self._settle()
 
     async def _records(self, read: _Read, log: LogFile) -> None:
+        """Append the file's records to the tenant of the account its key names.
+
+        The account comes from the key (``AWSLogs/[o-orgid/]<account>/``), never from a record: whoever can write
+        to the bucket can write any recipientAccountId, and a record could then be filed into any mapped tenant.
+        A record that names another account than its key is skipped (``account_mismatch``).
+        """
         stats = self.stats
         batches: dict[str, list[Prepared]] = {}
         received_at = self.now()
-        default_account = read.trail.account
+        account = read.trail.account
+        tenant = self.tenants.get(account)
+        mismatched = 0
         try:
             for record in iter_records(log):
                 read.records += 1
-                account = record.get("recipientAccountId") if type(record) is dict else None
-                tenant = self.tenants.get(account if isinstance(account, str) and account else default_account)
                 if tenant is None:
                     stats.skipped["unmapped_account"] += 1
+                    continue
+                recipient = record.get("recipientAccountId") if type(record) is dict else None
+                if recipient is not None and recipient != account:
+                    stats.skipped["account_mismatch"] += 1
+                    mismatched += 1
                     continue
                 try:
                     item = prepare(record, tenant=tenant, limits=self.limits, received_at=received_at)
@@ -435,6 +449,11 @@ class _Import:
                     await self._pipeline.add(tenant, batches.pop(tenant), read)
         finally:
             stats.records += read.records
+            if mismatched:
+                self.progress(
+                    f"cloudtrail: {read.key}: {mismatched} records skipped: their recipientAccountId is not "
+                    f"{account}, the account of the key"
+                )
             # What was read before a malformed tail is kept: the same ids make a later re-read harmless.
             for tenant, batch in batches.items():
                 await self._pipeline.add(tenant, batch, read)

@@ -2,7 +2,8 @@
 
 Fields CloudTrail gives its own place (time, service and name, identity, address, agent, request id, event id)
 become the event's; every other top-level field goes to `details`, brought within eventlog's limits. The event
-id is a UUIDv5 of eventID, so a record imported twice is stored once.
+id is ``cloudtrail:`` and a UUIDv5 of eventID, so a record imported twice is stored once; producers may not send
+ids in that namespace nor the source ``cloudtrail`` (eventlog/model.py), so none can claim a record's id first.
 """
 
 from __future__ import annotations
@@ -26,18 +27,24 @@ from eventlog.model import MAX_DETAILS_STRING, EventIn, format_time
 from eventlog.settings import Settings
 
 __all__ = [
+    "ID_PREFIX",
     "NAMESPACE",
+    "SOURCE",
     "TRUNCATED",
     "Limits",
     "SkipRecord",
     "event_id",
     "limits_of",
     "map_record",
+    "outcome",
     "prepare",
     "to_event",
 ]
 
-# Deterministic event ids: UUIDv5 of eventID in this namespace (uuid5(NAMESPACE_URL, "eventlog:cloudtrail")).
+SOURCE = "cloudtrail"
+# Deterministic event ids: ID_PREFIX and the UUIDv5 of eventID in NAMESPACE (uuid5(NAMESPACE_URL,
+# "eventlog:cloudtrail")). The prefix is a namespace EventIn refuses from producers.
+ID_PREFIX = f"{SOURCE}:"
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "eventlog:cloudtrail")
 _NAMESPACE_BYTES = NAMESPACE.bytes
 TRUNCATED = "…[truncated]"
@@ -202,10 +209,31 @@ def _uuid5(name: str) -> str:
 
 
 def event_id(record: dict[str, Any]) -> str:
-    """UUIDv5 of eventID (of the whole record when it has none): a record seen twice gets one id."""
+    """ID_PREFIX and the UUIDv5 of eventID (of the whole record when it has none): a record seen twice gets one id."""
     key = record.get("eventID")
     seed = key if isinstance(key, str) and key else canonical_json(_safe(record, 64)).decode()
-    return _uuid5(seed)
+    return ID_PREFIX + _uuid5(seed)
+
+
+def _status(value: Any, name: Any) -> Any:
+    return value.get(name) if isinstance(value, dict) and isinstance(name, str) else None
+
+
+def outcome(record: dict[str, Any]) -> str:
+    """failure when CloudTrail reports an error or a failed step; success otherwise.
+
+    API calls that fail carry errorCode (and usually errorMessage). Sign-in events (signin.amazonaws.com:
+    ConsoleLogin, CheckMfa, SwitchRole, ...) carry no errorCode: they say "Failure" or "Success" under their own
+    name in responseElements (serviceEventDetails for CredentialVerification and the other service events of
+    sign-in), and a failed one usually adds errorMessage ("Failed authentication").
+    """
+    if record.get("errorCode") is not None or record.get("errorMessage") is not None:
+        return "failure"
+    name = record.get("eventName")
+    for part in ("responseElements", "serviceEventDetails"):
+        if _status(record.get(part), name) == "Failure":
+            return "failure"
+    return "success"
 
 
 # A dotted-quad IPv4 address without leading zeros: already the form ipaddress writes, at 1/10 of its cost.
@@ -313,11 +341,11 @@ def _map(record: Any, max_details_depth: int, max_event_bytes: int) -> tuple[dic
         "id": identifier,
         "time": when.isoformat(),
         "action": action,
-        "outcome": "failure" if record.get("errorCode") is not None else "success",
+        "outcome": outcome(record),
         "actor": actor,
         "target": _target(record),
         "request": request,
-        "source": "cloudtrail",
+        "source": SOURCE,
         "message": "",
     }
     # The size of the whole event as JSON, from details serialized once (the canonical form needs it sorted;
@@ -342,7 +370,9 @@ def _map(record: Any, max_details_depth: int, max_event_bytes: int) -> tuple[dic
 
 
 def map_record(record: Any, *, max_details_depth: int = 8, max_event_bytes: int = 65_536) -> dict[str, Any]:
-    """One CloudTrail record as the raw JSON of an `EventIn` (not yet validated against the time window).
+    """One CloudTrail record as the event the importer stores (not yet checked against the time window).
+
+    Its fields are an `EventIn`'s; its `id` and `source` are the importer's own, which EventIn refuses from producers.
 
     Values of `record` that exceed the details limits are replaced in place. Raises SkipRecord("invalid", ...)
     for a record without a usable eventTime.
@@ -366,10 +396,15 @@ def _in_window(
 
 
 def to_event(record: Any, *, limits: Limits, now: datetime) -> EventIn:
-    """map_record, then the retention window and EventIn's validation; SkipRecord says why not."""
+    """map_record, then the retention window and EventIn's validation; SkipRecord says why not.
+
+    The id and source are left out (EventIn refuses them from producers): the stored form is
+    to_document(event, event_id=event_id(record), source=SOURCE, ...).
+    """
     raw = _in_window(record, limits, now)[0]
+    fields = {key: value for key, value in raw.items() if key not in ("id", "source")}
     try:
-        return EventIn.model_validate(raw, context=limits.context(now))
+        return EventIn.model_validate(fields, context=limits.context(now))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -377,7 +412,8 @@ def to_event(record: Any, *, limits: Limits, now: datetime) -> EventIn:
 
 
 def prepare(record: Any, *, tenant: str, limits: Limits, received_at: datetime) -> Prepared:
-    """The journal item of one record: the document to_document(to_event(...)) gives, at a third of the cost.
+    """The journal item of one record: the document to_document(to_event(...), event_id=event_id(record),
+    source=SOURCE) gives, at a third of the cost.
 
     _map builds every field within EventIn's constraints (identifiers and names through _text, details through
     _fit, the address through _ip, the rest constants), so validating its output again only repeated the work,
@@ -398,7 +434,7 @@ def prepare(record: Any, *, tenant: str, limits: Limits, received_at: datetime) 
         "actor": raw["actor"],
         "target": raw["target"],
         "request": raw["request"],
-        "source": "cloudtrail",
+        "source": SOURCE,
         "message": "",
         "details": raw["details"],
     }

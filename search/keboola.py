@@ -35,7 +35,7 @@ from eventlog.canonical import MAX_SAFE_INT
 from eventlog.context import Context
 from eventlog.dependencies import client_ip, context, principal
 from eventlog.errors import ApiError, json_pointer
-from eventlog.model import EventIn, parse_time
+from eventlog.model import EventIn, parse_time, reserved_source
 from search.api import QParam, _parse, backend
 from search.backend import EventQuery, Position, Scope, SearchBackend, all_of
 from search.query import And, Exists, Node, Not, Or, Range, Term
@@ -335,6 +335,9 @@ def to_event_in(
     for key, why in _SERVER_FIELDS.items():
         if key in fields:
             raise _invalid(f"/{key}", f"{why}; remove it")
+    # Any other `source` is ignored, as Keboola ignores unknown fields; the service's own are refused outright.
+    if reserved_source(fields.get("source")):
+        raise _invalid("/source", f"`{fields['source']}` is reserved for the service's own events; remove `source`")
     component = _ident(fields, "component", required=True)
     assert component is not None
     message = fields.get("message")

@@ -18,9 +18,12 @@ from typing import Any
 import boto3
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 
 from eventlog.cli import main
-from ingest.cloudtrail_mapping import NAMESPACE
+from eventlog.service import create_app
+from ingest.cloudtrail_mapping import NAMESPACE, event_id
+from tests.app import Service, bearer, make_settings
 
 pytestmark = pytest.mark.s3
 
@@ -147,7 +150,7 @@ def test_import_maps_counts_and_is_idempotent(
     assert {e["tenant"] for e in events} == {"alpha", "beta"}
     assert all(e["source"] == "cloudtrail" for e in events)
     by_id = {e["id"]: e for e in events}
-    leave = by_id[str(uuid.uuid5(NAMESPACE, "16903cbd-fdff-4818-82f2-d66ad09aaf57"))]
+    leave = by_id[f"cloudtrail:{uuid.uuid5(NAMESPACE, '16903cbd-fdff-4818-82f2-d66ad09aaf57')}"]
     assert leave["tenant"] == "beta"
     assert leave["action"] == "aws.organizations.LeaveOrganization"
     assert leave["outcome"] == "failure"
@@ -155,7 +158,7 @@ def test_import_maps_counts_and_is_idempotent(
     assert leave["actor"]["ip"] == "252.5.222.230"
     assert leave["details"]["errorCode"] == "AccessDenied"
     assert leave["request"] == {"request_id": "47bd7f8f-1cbf-49df-8503-7d60917e721a"}
-    console = by_id[str(uuid.uuid5(NAMESPACE, "865d9377-9c6b-4fd7-8aad-725e95f6a140"))]
+    console = by_id[f"cloudtrail:{uuid.uuid5(NAMESPACE, '865d9377-9c6b-4fd7-8aad-725e95f6a140')}"]
     assert console["tenant"] == "alpha"
     assert console["action"] == "aws.signin.ConsoleLogin"
     assert "ip" not in console["actor"]
@@ -201,3 +204,67 @@ def test_text_summary_and_missing_bucket(
     argv[3] = f"{bucket.name}-missing"
     assert main([*argv, "--endpoint-url", s3_endpoint_url]) == 1
     assert "NoSuchBucket" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("tenants")
+def test_the_tenant_is_the_account_of_the_key_and_other_accounts_are_skipped(
+    bucket: Bucket, s3_endpoint_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whoever can write to the bucket writes any recipientAccountId: only the key's account picks the tenant."""
+    trailscraper = _recent(_records("111111111111_CloudTrail_eu-central-1_20171211T1505Z_A6kvhMoVeCsc7v8U.json"), ALPHA)
+    console, federation = (
+        _recent(_records(name), ALPHA)
+        for name in ("aws.initial-access.console-login-without-mfa.json", "aws.persistence.sts-federation-token.json")
+    )
+    # ALPHA's folder: one record of its own, one without recipientAccountId (ALPHA's), two naming other accounts
+    without = {k: v for k, v in trailscraper[1].items() if k != "recipientAccountId"}
+    claims = [
+        trailscraper[0],
+        without,
+        dict(federation[0], recipientAccountId=BETA),
+        dict(federation[1], recipientAccountId=UNMAPPED),
+    ]
+    bucket.put(_key(ALPHA, "eu-central-1", "1500", "claimsothers0000"), _log_file(claims))
+    # an unmapped account's folder whose record names ALPHA; BETA's organization folder with a record naming ALPHA
+    bucket.put(_key(UNMAPPED, "eu-west-1", "1500", "unmappedclaim000"), _log_file(console))
+    bucket.put(_key(BETA, "eu-west-1", "1500", "orgclaimsalpha00", org=True), _log_file(console))
+
+    summary = _run(capsys, bucket, tmp_path / "data", s3_endpoint_url)
+    assert summary["skipped"] == {"account_mismatch": 3, "unmapped_account": 1}
+    assert summary["imported"] == 2
+    assert "2 records skipped: their recipientAccountId is not 111111111111" in summary["stderr"]
+    events = _events(tmp_path / "data")
+    assert sorted((e["tenant"], e["id"]) for e in events) == sorted(
+        ("alpha", event_id(record)) for record in trailscraper
+    )
+
+
+@pytest.mark.usefixtures("tenants")
+def test_a_producer_cannot_claim_a_records_id_before_it_is_imported(
+    bucket: Bucket, s3_endpoint_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The importer's ids are predictable; a write token may not use them, nor the source, to store a fake first."""
+    (record,) = _recent(_records("aws.initial-access.console-login-without-mfa.json"), ALPHA)
+    data_dir = tmp_path / "data"
+    settings = make_settings(data_dir)
+    fake = {"action": "aws.signin.ConsoleLogin", "outcome": "success", "message": "nothing to see"}
+    legacy = str(uuid.uuid5(NAMESPACE, record["eventID"]))  # the form the importer's ids had
+    with TestClient(create_app(settings)) as client:
+        writer = bearer(Service(client, settings).token("alpha", "events:write"))
+        for claim, field in (
+            ({"id": event_id(record)}, "id"),
+            ({"id": event_id(record).upper()}, "id"),
+            ({"id": legacy, "source": "cloudtrail"}, "source"),
+        ):
+            answer = client.post("/v1/events", json={**fake, **claim}, headers=writer)
+            assert answer.status_code == 422, answer.text
+            assert [e["pointer"] for e in answer.json()["errors"]] == [f"/{field}"]
+        assert client.post("/v1/events", json={**fake, "id": legacy}, headers=writer).status_code == 201
+
+    bucket.put(_key(ALPHA, "us-east-1", "1500", "consolelogin0000"), _log_file([record]))
+    summary = _run(capsys, bucket, data_dir, s3_endpoint_url)
+    assert (summary["imported"], summary["duplicates"]) == (1, 0)
+    stored = {e["id"]: e for e in _events(data_dir)}
+    assert stored[event_id(record)]["source"] == "cloudtrail"
+    assert stored[event_id(record)]["actor"]["type"] == "aws.IAMUser"
+    assert stored[legacy]["source"] == "api"

@@ -111,3 +111,29 @@ def test_poll_errors_are_reported_and_retried(s3_endpoint_url: str, tmp_path: Pa
         assert state["last_summary"] is None
         assert client.get("/readyz").status_code == 200
         assert _metric(client.get("/metrics").text, "eventlog_cloudtrail_poll_errors_total") >= 2
+
+
+def test_records_naming_another_account_than_their_key_are_counted(s3_endpoint_url: str, tmp_path: Path) -> None:
+    bucket = Bucket(s3_endpoint_url)
+    console = _recent(_records("aws.initial-access.console-login-without-mfa.json"), BETA)
+    bucket.put(_key(ALPHA, "us-east-1", "1500", "claimsbeta000000"), _log_file(console))
+    settings = make_settings(
+        tmp_path / "data",
+        cloudtrail_bucket=bucket.name,
+        cloudtrail_prefix="audit",
+        cloudtrail_endpoint_url=s3_endpoint_url,
+        cloudtrail_poll_interval_seconds=0.2,
+        cloudtrail_account_tenants={ALPHA: "alpha", BETA: "beta"},
+    )
+    with TestClient(create_app(settings)) as client:
+        name = 'eventlog_cloudtrail_skipped_total{reason="account_mismatch"}'
+
+        def counted() -> str:
+            text: str = client.get("/metrics").text
+            return text if _metric(text, name) else ""
+
+        text = _wait("the skipped record", counted)
+        assert _metric(text, name) == 1
+        assert _metric(text, "eventlog_cloudtrail_imported_total") == 0
+        summary = client.get("/readyz").json()["cloudtrail"]["last_summary"]
+        assert summary["skipped"] == {"account_mismatch": 1}

@@ -97,8 +97,16 @@ def test_invalid_json_is_400(service: Service) -> None:
         (_event(unknown=1), "/events/1/unknown", "Extra inputs"),
         (_event(tenant="evil"), "/events/1/tenant", "token"),
         (_event(chain={"seq": 1}), "/events/1/chain", "server"),
-        (_event(source="eventlog"), "/events/1/source", "api"),
+        (_event(source="eventlog"), "/events/1/source", "reserved"),
+        (_event(source="cloudtrail"), "/events/1/source", "reserved"),
         (_event(id="has space"), "/events/1/id", "pattern"),
+        (
+            _event(id="cloudtrail:5f0c3b8e-2a7d-5e41-9c3b-0d8e7f6a5b4c"),
+            "/events/1/id",
+            "`cloudtrail:` are the service's",
+        ),
+        (_event(id="CloudTrail:x"), "/events/1/id", "service's own"),
+        (_event(id="eventlog:x"), "/events/1/id", "service's own"),
         ("not an object", "/events/1", "object"),
     ],
 )
@@ -200,3 +208,11 @@ def test_accepted_and_rejected_events_are_counted_in_metrics(service: Service) -
     assert 'eventlog_events_accepted_total{source="api"} 2.0' in metrics
     assert 'eventlog_events_rejected_total{reason="invalid_events"} 1.0' in metrics
     assert "eventlog_journal_commit_seconds_count" in metrics
+
+
+def test_ids_that_only_resemble_a_reserved_namespace_are_a_clients(service: Service) -> None:
+    token = service.token("acme")
+    ids = ["cloudtrail", "cloudtrail-1", "cloudtrail.x:1", "my:cloudtrail:1", "eventlogs:1"]
+    answer = service.client.post("/v1/events", json={"events": [_event(id=i) for i in ids]}, headers=bearer(token))
+    assert answer.status_code == 201, answer.text
+    assert [r["id"] for r in answer.json()["receipts"]] == ids

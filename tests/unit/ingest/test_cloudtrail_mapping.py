@@ -19,11 +19,14 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from eventlog.canonical import canonical_json
-from eventlog.model import MAX_DETAILS_STRING, EventIn, _depth, to_document
+from eventlog.model import MAX_DETAILS_STRING, EventIn, _depth, reserved_id, to_document
 from ingest.cloudtrail_mapping import (
+    ID_PREFIX,
     NAMESPACE,
+    SOURCE,
     TRUNCATED,
     Limits,
     SkipRecord,
@@ -52,9 +55,13 @@ def _by_event_id(event_id_: str) -> dict[str, Any]:
 
 
 def _validate(raw: dict[str, Any]) -> EventIn:
-    """Validate with `now` just after the event, so only the mapping is judged here, not the clock."""
+    """Validate with `now` just after the event, so only the mapping is judged here, not the clock.
+
+    The importer's id and source are left out: EventIn refuses them from producers (test_ids_and_source_...).
+    """
     now = datetime.fromisoformat(raw["time"]) + timedelta(minutes=1)
-    return EventIn.model_validate(raw, context=Limits().context(now))
+    fields = {k: v for k, v in raw.items() if k not in ("id", "source")}
+    return EventIn.model_validate(fields, context=Limits().context(now))
 
 
 def _all_records() -> list[dict[str, Any]]:
@@ -171,7 +178,7 @@ def _assert_subset(expected: Any, actual: Any, where: str = "") -> None:
 def test_mapping_of_real_records(cloudtrail_id: str, expected: dict[str, Any]) -> None:
     raw = map_record(_by_event_id(cloudtrail_id))
     _assert_subset(expected, raw)
-    assert raw["id"] == str(uuid.uuid5(NAMESPACE, cloudtrail_id))
+    assert raw["id"] == f"cloudtrail:{uuid.uuid5(NAMESPACE, cloudtrail_id)}"
     assert raw["source"] == "cloudtrail"
     _validate(raw)
 
@@ -188,7 +195,7 @@ def test_every_real_record_maps_to_a_valid_event() -> None:
             continue
         raw = map_record(record)
         event = _validate(raw)
-        assert event.id == event_id(record)
+        assert raw["id"] == event_id(record)
         assert event.actor.ip is None or str(event.actor.ip) == record["sourceIPAddress"]
         mapped += 1
     assert mapped == len(records) - 1  # the all-null record has no eventTime
@@ -279,10 +286,10 @@ def _assert_prepared_like_the_reference(record: dict[str, Any], limits: Limits |
             prepare(copy.deepcopy(record), tenant="acme", limits=limits, received_at=NOW)
         assert skipped.value.reason == refused.reason
         return
-    assert event.id is not None
-    document = to_document(event, event_id=event.id, tenant="acme", received_at=NOW)
+    identifier = event_id(copy.deepcopy(record))
+    document = to_document(event, event_id=identifier, tenant="acme", received_at=NOW, source=SOURCE)
     item = prepare(copy.deepcopy(record), tenant="acme", limits=limits, received_at=NOW)
-    assert item.id == event.id
+    assert item.id == identifier
     assert item.client_id
     assert item.canonical == canonical_json(document)
     # what the journal stores: orjson of the body (a Fragment of details is written as it is)
@@ -423,3 +430,93 @@ def test_s3_data_events_name_the_object_and_keep_the_data_fields() -> None:
     assert denied["action"] == "aws.s3.PutObject"
     assert denied["outcome"] == "failure"
     assert (denied["details"]["errorCode"], denied["details"]["errorMessage"]) == ("AccessDenied", "Access Denied")
+
+
+def test_ids_and_source_are_the_importers_own_and_refused_from_producers() -> None:
+    raw = map_record(_by_event_id("865d9377-9c6b-4fd7-8aad-725e95f6a140"))
+    assert raw["id"].startswith(ID_PREFIX)
+    assert reserved_id(raw["id"])
+    now = datetime.fromisoformat(raw["time"]) + timedelta(minutes=1)
+    for field in ("id", "source"):
+        with pytest.raises(ValidationError) as refused:
+            EventIn.model_validate({"action": "x", field: raw[field]}, context=Limits().context(now))
+        assert [e["loc"] for e in refused.value.errors()] == [(field,)]
+
+
+# -- outcome: errorCode, errorMessage, or the status a sign-in event gives under its own name -----------------------
+
+
+def _sign_in(name: str, **fields: Any) -> dict[str, Any]:
+    """A sign-in event of our own, shaped as the public ConsoleLogin sample and the AWS CloudTrail user guide's
+    sign-in examples (no real failed sign-in is in the public samples)."""
+    record = {
+        **_by_event_id("865d9377-9c6b-4fd7-8aad-725e95f6a140"),
+        "eventName": name,
+        "eventID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"test:{name}:{sorted(fields.items())!r}")),
+        "responseElements": {name: "Success"},
+    }
+    record.update(fields)
+    return record
+
+
+OUTCOMES = [
+    # public samples (tests/fixtures/cloudtrail, see SOURCES.md)
+    pytest.param(_by_event_id("865d9377-9c6b-4fd7-8aad-725e95f6a140"), "success", id="console-login-success"),
+    pytest.param(_by_event_id("16903cbd-fdff-4818-82f2-d66ad09aaf57"), "failure", id="error-code-access-denied"),
+    pytest.param(_by_event_id("450230d4-b39e-4a18-a6a0-d07a6e2105cb"), "failure", id="error-code-unauthorized"),
+    pytest.param(_by_event_id("099bfd30-232c-4dff-9998-3821921063ca"), "success", id="api-call-without-error"),
+    # records of our own
+    pytest.param(
+        _sign_in("ConsoleLogin", responseElements={"ConsoleLogin": "Failure"}, errorMessage="Failed authentication"),
+        "failure",
+        id="console-login-failed-authentication",
+    ),
+    pytest.param(
+        _sign_in("ConsoleLogin", responseElements={"ConsoleLogin": "Failure"}), "failure", id="console-login-failure"
+    ),
+    pytest.param(
+        _sign_in("ConsoleLogin", responseElements=None, errorMessage="No username found in supplied account"),
+        "failure",
+        id="console-login-error-message-only",
+    ),
+    pytest.param(_sign_in("CheckMfa"), "success", id="check-mfa-success"),
+    pytest.param(
+        _sign_in("CheckMfa", responseElements={"CheckMfa": "Failure"}, additionalEventData={"MfaType": "Virtual MFA"}),
+        "failure",
+        id="check-mfa-failure",
+    ),
+    pytest.param(_sign_in("SwitchRole"), "success", id="switch-role-success"),
+    pytest.param(
+        _sign_in("SwitchRole", responseElements={"SwitchRole": "Failure"}, errorMessage="Failed to switch role"),
+        "failure",
+        id="switch-role-failure",
+    ),
+    pytest.param(
+        _sign_in(
+            "CredentialVerification",
+            responseElements=None,
+            serviceEventDetails={"CredentialVerification": "Failure"},
+            eventType="AwsServiceEvent",
+        ),
+        "failure",
+        id="credential-verification-failure",
+    ),
+    pytest.param(
+        _sign_in("UserAuthentication", responseElements=None, serviceEventDetails={"UserAuthentication": "Success"}),
+        "success",
+        id="user-authentication-success",
+    ),
+    # another element saying Failure is not the event's own status; odd shapes do not break the mapping
+    pytest.param(_sign_in("SwitchRole", responseElements={"ConsoleLogin": "Failure"}), "success", id="other-element"),
+    pytest.param(_sign_in("ConsoleLogin", responseElements=["Failure"]), "success", id="elements-a-list"),
+    pytest.param(_sign_in("ConsoleLogin", responseElements="Failure"), "success", id="elements-a-string"),
+    pytest.param(_sign_in("ConsoleLogin", eventName=None), "success", id="no-event-name"),
+]
+
+
+@pytest.mark.parametrize(("record", "expected"), OUTCOMES)
+def test_outcome(record: dict[str, Any], expected: str) -> None:
+    assert map_record(copy.deepcopy(record))["outcome"] == expected
+    fresh = _in_window(record)
+    assert prepare(copy.deepcopy(fresh), tenant="acme", limits=Limits(), received_at=NOW).body["outcome"] == expected
+    _assert_prepared_like_the_reference(fresh)
