@@ -93,8 +93,12 @@ class Target(_Part):
     name: Name | None = None
 
 
+# An HTTP method is an RFC 9110 token (`M-SEARCH`, `PRIVATE_METHOD`), at most 16 characters here.
+METHOD_PATTERN = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,16}$"
+
+
 class RequestInfo(_Part):
-    method: Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=r"^[A-Za-z]+$")] | None = None
+    method: Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=METHOD_PATTERN)] | None = None
     path: Annotated[str, StringConstraints(max_length=2048), AfterValidator(_no_control_chars)] | None = None
     route: Annotated[str, StringConstraints(max_length=512), AfterValidator(_no_control_chars)] | None = None
     query: Annotated[str, StringConstraints(max_length=4096), AfterValidator(_no_control_chars)] | None = None

@@ -57,8 +57,11 @@ class Emitter(Protocol):
     `emit` returns after a bounded hand-over and never raises for a delivery
     problem: the remote emitter only queues (it never awaits inside); the
     in-process one waits for the journal commit, at most `commit_wait_seconds`,
-    which the middleware does after the response was sent. `start` before
-    serving, `close` at shutdown: it delivers or spools whatever is pending.
+    which the middleware does after the response was sent. The middleware
+    shields `emit` from anyio and trio cancel scopes; a plain asyncio
+    `Task.cancel()` cannot be shielded, so an emitter hands the event over
+    before its first await (both here do). `start` before serving, `close` at
+    shutdown: it delivers or spools whatever is pending.
     """
 
     async def start(self) -> None: ...

@@ -6,8 +6,12 @@ It measures the exchange (method, route template, path, redacted query,
 status, duration, bytes in and out, client address, user agent, request id),
 asks the host's hooks who did what (`actor`, `action`, `target`, `tenant`),
 builds an `EventIn` (source `middleware`) and hands it to an `Emitter` once
-the response is complete. Websocket and lifespan scopes pass through
-untouched. An emitter or hook failure is logged, never raised into the host.
+the app is done. Every call that reached the app is one event, also when the
+app raised, was cancelled or ended with an exception group (raised again
+unchanged afterwards); the status is the one the client got, an error after
+the response is noted beside it. A cancellation cannot cut the hand-over
+short. Websocket and lifespan scopes pass through untouched. An emitter or
+hook failure is logged, never raised into the host.
 """
 
 from __future__ import annotations
@@ -16,19 +20,22 @@ import functools
 import ipaddress
 import logging
 import re
+import sys
 import time
-from collections.abc import Callable, Collection, Iterable
+import types
+from collections.abc import Callable, Collection, Coroutine, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple, TypeVar
 from urllib.parse import unquote_plus
 
+import anyio
 import uuid_utils
 from pydantic import BaseModel
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from eventlog.model import Actor, EventIn, RequestInfo, Target
+from eventlog.model import METHOD_PATTERN, Actor, EventIn, RequestInfo, Target
 from ingest.emitters import Emitter
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -57,7 +64,7 @@ _MAX_QUERY = 4096
 _MAX_USER_AGENT = 1024
 _MAX_ACTION = 256
 _MAX_HEADER_VALUE = 1024
-_MAX_METHOD = 16
+_METHOD = re.compile(METHOD_PATTERN)
 _MAX_DURATION_MS = 86_400_000
 _NO_TARGET: Final = Target()
 
@@ -78,6 +85,12 @@ def _trusted(cls: type[_Model], values: dict[str, Any]) -> _Model:
     _setattr(model, "__pydantic_extra__", None)
     _setattr(model, "__pydantic_private__", None)
     return model
+
+
+@functools.lru_cache(maxsize=64)
+def _method(method: str) -> str | None:
+    """The method if RequestInfo.method accepts it (an RFC 9110 token), else None; an app knows few."""
+    return method if _METHOD.fullmatch(method) else None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -251,7 +264,10 @@ class ClientAddress:
 
 
 class Call(NamedTuple):
-    """One finished HTTP exchange, as the hooks get it (after the app ran)."""
+    """One finished HTTP exchange, as the hooks get it (after the app ran).
+
+    `status` is the one the client got: 500 when the app sent none.
+    """
 
     scope: Scope
     method: str
@@ -327,6 +343,7 @@ class _Exchange:
     __slots__ = (
         "_receive",
         "_send",
+        "answering",
         "bytes_in",
         "bytes_out",
         "ended",
@@ -348,6 +365,7 @@ class _Exchange:
         self.ended = 0.0
         self.start_headers: Iterable[tuple[bytes, bytes]] = ()
         self.whole_file = False
+        self.answering: BaseException | None = None
 
     async def receive(self) -> Message:
         message = await self._receive()
@@ -357,24 +375,126 @@ class _Exchange:
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
+        if kind == "http.response.start" and self.request_id_header is not None:
+            headers = message.get("headers", ())
+            for name, _ in headers:
+                if name.lower() == REQUEST_ID_HEADER:  # the app named the request itself
+                    break
+            else:
+                message = {**message, "headers": [*headers, (REQUEST_ID_HEADER, self.request_id_header)]}
+        await self._send(message)
+        # Counted once the server took it: a message whose send raised never reached the client.
         if kind == "http.response.body":
             self.bytes_out += len(message.get("body", b""))
             if not message.get("more_body", False):
                 self.ended = time.perf_counter()
         elif kind == "http.response.start":
             self.status = message["status"]
-            headers = message.get("headers", ())
-            self.start_headers = headers
-            if self.request_id_header is not None:
-                for name, _ in headers:
-                    if name.lower() == REQUEST_ID_HEADER:  # the app named the request itself
-                        break
-                else:
-                    message = {**message, "headers": [*headers, (REQUEST_ID_HEADER, self.request_id_header)]}
+            self.start_headers = message.get("headers", ())
+            # An error handler (Starlette's ServerErrorMiddleware) answers from inside its `except`, then
+            # raises the error again: that error is the cause of this response, not something after it.
+            self.answering = sys.exception()
         elif kind == "http.response.pathsend":
             self.whole_file = True
             self.ended = time.perf_counter()
-        await self._send(message)
+
+    def received(self, declared: bytes | None) -> int:
+        """Body bytes the app read; the declared Content-Length when it read none."""
+        if not self.bytes_in and declared is not None and declared.isdigit():
+            return int(declared)
+        return self.bytes_in
+
+    def sent(self) -> int:
+        """Body bytes sent; for a file sent whole (pathsend), its Content-Length."""
+        if self.whole_file:
+            for name, value in self.start_headers:
+                if name.lower() == b"content-length" and value.isdigit():
+                    return int(value)
+        return self.bytes_out
+
+
+class _Answer(NamedTuple):
+    """How the exchange ended for the client: the status it got, whether the call failed, and why."""
+
+    status: int
+    failed: bool
+    details: dict[str, Any]
+
+
+def _answer(exchange: _Exchange, error: BaseException | None) -> _Answer:
+    """The status the client got and how the answer ended, from what was sent and what the app raised.
+
+    An error raised after the last body part left (a dependency's teardown, a
+    background task) changes nothing the client got: it is noted, the status
+    stays. An error the response answers (an error handler's 500) is the call's
+    failure. An error or a cancellation before the end cut the answer short
+    (`incomplete`); when nothing was sent the server answers 500, and only a
+    cancellation (or another BaseException) may leave the client without even that.
+    """
+    sent = exchange.status
+    status = sent if 100 <= sent <= 599 else 500
+    details: dict[str, Any] = {}
+    if error is None:
+        incomplete = not exchange.ended  # the client went away mid-answer, or the app sent nothing
+    else:
+        details["error"] = type(error).__name__
+        if exchange.ended and error is not exchange.answering:
+            details["error_after_response"] = True
+            return _Answer(status, status >= 400, details)
+        incomplete = not exchange.ended and (bool(sent) or not isinstance(error, Exception))
+    if incomplete:
+        details["incomplete"] = True
+    return _Answer(status, status >= 400 or error is not None, details)
+
+
+class _Seen(NamedTuple):
+    """What the middleware reads from the request headers."""
+
+    user_agent: str | None
+    forwarded: str | None
+    x_forwarded_for: str | None
+    content_length: bytes | None
+    recorded: dict[str, str]
+
+
+@types.coroutine
+def _resume(emitting: Coroutine[Any, Any, None], waiting: Any) -> Generator[Any, Any, None]:
+    """Await the rest of `emitting`, which already ran up to its first pause (where it waits on `waiting`)."""
+    while True:
+        try:
+            sent = yield waiting
+        except BaseException as exc:  # noqa: BLE001 - thrown in by the event loop: the coroutine's to handle
+            try:
+                waiting = emitting.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                waiting = emitting.send(sent)
+            except StopIteration:
+                return
+
+
+async def _hand_over(emitting: Coroutine[Any, Any, None], *, after_error: bool) -> None:
+    """Await `emitting` (the emitter's `emit`) so that no cancellation of the request can cut it short.
+
+    A shield costs microseconds, so it is raised only where it may matter: when the
+    app raised (its cancel scope may be cancelled already) and when `emit` pauses at
+    all. An emit that hands over without pausing (HttpEmitter) has run to its end
+    before anything could cancel it. The shield holds off anyio and trio cancel
+    scopes; a plain asyncio `Task.cancel()` strikes once: in the app, or in an emit
+    that pauses before it handed the event over (which `Emitter` asks it not to do).
+    """
+    if after_error:
+        with anyio.CancelScope(shield=True):
+            await emitting
+        return
+    try:
+        waiting = emitting.send(None)
+    except StopIteration:
+        return
+    with anyio.CancelScope(shield=True):
+        await _resume(emitting, waiting)
 
 
 class AuditMiddleware:
@@ -439,13 +559,19 @@ class AuditMiddleware:
         exchange = _Exchange(receive, send, str(request_id), owner)
         try:
             await self.app(scope, exchange.receive, exchange.send)
-        except Exception as exc:
-            await self._record(scope, exchange, started, wall, root_path, error=type(exc).__name__)
+        except BaseException as exc:  # cancellation and exception groups too: every call that ran is recorded
+            await self._record(scope, exchange, started, wall, root_path, exc)
             raise
-        await self._record(scope, exchange, started, wall, root_path, error=None)
+        await self._record(scope, exchange, started, wall, root_path, None)
 
     async def _record(
-        self, scope: Scope, exchange: _Exchange, started: float, wall: float, root_path: str, error: str | None
+        self,
+        scope: Scope,
+        exchange: _Exchange,
+        started: float,
+        wall: float,
+        root_path: str,
+        error: BaseException | None,
     ) -> None:
         try:
             event, tenant = self._event(scope, exchange, started, wall, root_path, error)
@@ -455,7 +581,7 @@ class AuditMiddleware:
         if event is None:
             return
         try:
-            await self.emitter.emit(event, tenant=tenant)
+            await _hand_over(self.emitter.emit(event, tenant=tenant), after_error=error is not None)
         except Exception as exc:  # noqa: BLE001 - the host's answer never depends on its audit trail
             log.error(
                 "audit event not handed to the emitter",
@@ -463,15 +589,47 @@ class AuditMiddleware:
             )
 
     def _event(
-        self, scope: Scope, exchange: _Exchange, started: float, wall: float, root_path: str, error: str | None
+        self,
+        scope: Scope,
+        exchange: _Exchange,
+        started: float,
+        wall: float,
+        root_path: str,
+        error: BaseException | None,
     ) -> tuple[EventIn | None, str | None]:
-        ended = exchange.ended or time.perf_counter()
-        # An exception is a 500 whatever was sent before it: the exchange did not work.
-        status: int = 500 if error is not None or not exchange.status else exchange.status
-        user_agent = forwarded = x_forwarded_for = content_length = None
+        duration = (exchange.ended or time.perf_counter()) - started
+        answer = _answer(exchange, error)
+        seen = self._read_headers(scope["headers"])
+        call = self._call(scope, exchange, root_path, answer.status, seen)
+        action = self._action_of(call)
+        if action is None:
+            return None, None
+        path = _clean(call.path, _MAX_PATH)
+        request = self._request_info(call, exchange, path, duration, seen.content_length)
+        target = self._target_of(call)
+        tenant = self._hook(self._tenant, call, "tenant")
+        event = _trusted(
+            EventIn,
+            {
+                "id": None,
+                "time": datetime.fromtimestamp(wall, UTC),
+                "action": action,
+                "outcome": "failure" if answer.failed else "success",
+                "actor": self._actor_of(call),
+                "target": target,
+                "request": request,
+                "source": "middleware",
+                "message": f"{call.method} {path[:256]} answered {answer.status}",
+                "details": {"headers": seen.recorded, **answer.details} if seen.recorded else answer.details,
+            },
+        )
+        return event, tenant if isinstance(tenant, str) else None
+
+    def _read_headers(self, headers: Iterable[tuple[bytes, bytes]]) -> _Seen:
+        user_agent = forwarded = x_forwarded_for = None
+        content_length: bytes | None = None
         recorded: dict[str, str] = {}
-        redact = self._redact
-        for name, value in scope["headers"]:
+        for name, value in headers:
             if name == b"user-agent":
                 user_agent = value.decode("latin-1")
             elif name == b"x-forwarded-for":
@@ -484,87 +642,65 @@ class AuditMiddleware:
                 content_length = value
             if name in self._headers:
                 key = name.decode("latin-1")
-                recorded[key] = _clean(redact.header(key, value.decode("latin-1")), _MAX_HEADER_VALUE)
+                recorded[key] = _clean(self._redact.header(key, value.decode("latin-1")), _MAX_HEADER_VALUE)
+        return _Seen(user_agent, forwarded, x_forwarded_for, content_length, recorded)
+
+    def _call(self, scope: Scope, exchange: _Exchange, root_path: str, status: int, seen: _Seen) -> Call:
         client = scope.get("client")
-        method: str = scope["method"]
-        call = Call(
+        return Call(
             scope=scope,
-            method=method,
+            method=scope["method"],
             path=scope["path"],
             route=_route_template(scope, root_path),
             status=status,
             request_id=exchange.request_id,
-            client_ip=self._client(client[0] if client else None, forwarded, x_forwarded_for),
-            user_agent=_clean(user_agent, _MAX_USER_AGENT) if user_agent is not None else None,
+            client_ip=self._client(client[0] if client else None, seen.forwarded, seen.x_forwarded_for),
+            user_agent=_clean(seen.user_agent, _MAX_USER_AGENT) if seen.user_agent is not None else None,
         )
+
+    def _action_of(self, call: Call) -> str | None:
+        """The action hook's answer cut to what eventlog takes; the default when the hook fails or gives no text."""
         try:
             action: Any = self._action(call)
         except Exception:
             log.exception("audit action hook failed; the default action is recorded", extra={"path": call.path})
             action = default_action(call)
         if action is None:
-            return None, None
+            return None
+        text = _clean(action, _MAX_ACTION) if isinstance(action, str) else ""
+        if not text:
+            log.error("audit action hook gave no action; the default is recorded", extra={"path": call.path})
+            text = _clean(default_action(call), _MAX_ACTION)
+        return text
 
-        bytes_in = exchange.bytes_in
-        if not bytes_in and content_length is not None and content_length.isdigit():
-            bytes_in = int(content_length)
-        bytes_out = exchange.bytes_out
-        if exchange.whole_file:
-            for name, value in exchange.start_headers:
-                if name.lower() == b"content-length" and value.isdigit():
-                    bytes_out = int(value)
-        raw_query: bytes = scope.get("query_string", b"")
-        path = _clean(call.path, _MAX_PATH)
-        status = status if 100 <= status <= 599 else 500
+    def _request_info(
+        self, call: Call, exchange: _Exchange, path: str, duration: float, declared: bytes | None
+    ) -> RequestInfo:
+        raw_query: bytes = call.scope.get("query_string", b"")
         # Every value below is checked or cut here to what EventIn accepts, so the models are built
         # without validating them again (validation would cost more than the rest of the middleware);
         # tests/unit/ingest/test_middleware.py proves the result validates, hostile input included.
-        request = _trusted(
+        return _trusted(
             RequestInfo,
             {
-                "method": method if method.isascii() and method.isalpha() and len(method) <= _MAX_METHOD else None,
+                "method": _method(call.method),
                 "path": path,
                 "route": _clean(call.route, _MAX_ROUTE) if call.route is not None else None,
-                "query": _clean(redact.query(raw_query.decode("latin-1")), _MAX_QUERY) if raw_query else None,
-                "status": status,
-                "duration_ms": min(round(max(ended - started, 0.0) * 1000, 3), _MAX_DURATION_MS),
+                "query": _clean(self._redact.query(raw_query.decode("latin-1")), _MAX_QUERY) if raw_query else None,
+                "status": call.status,
+                "duration_ms": min(round(max(duration, 0.0) * 1000, 3), _MAX_DURATION_MS),
                 "request_id": exchange.request_id,
-                "bytes_in": bytes_in,
-                "bytes_out": bytes_out,
+                "bytes_in": exchange.received(declared),
+                "bytes_out": exchange.sent(),
             },
         )
-        details: dict[str, Any] = {}
-        if recorded:
-            details["headers"] = recorded
-        if error is not None:
-            details["error"] = error
-        elif not exchange.ended:
-            details["incomplete"] = True  # the last body part never left: the client went away mid-answer
-        action = _clean(action, _MAX_ACTION) if isinstance(action, str) else ""
-        if not action:
-            log.error("audit action hook gave no action; the default is recorded", extra={"path": path})
-            action = _clean(default_action(call), _MAX_ACTION)
+
+    def _target_of(self, call: Call) -> Target:
         target = self._hook(self._target, call, "target")
         if target is not None and not isinstance(target, Target):
-            log.error("audit target hook gave no Target; recorded without it", extra={"path": path})
+            log.error("audit target hook gave no Target; recorded without it", extra={"path": call.path})
             target = None
-        tenant = self._hook(self._tenant, call, "tenant")
-        event = _trusted(
-            EventIn,
-            {
-                "id": None,
-                "time": datetime.fromtimestamp(wall, UTC),
-                "action": action,
-                "outcome": "success" if status < 400 else "failure",
-                "actor": self._actor_of(call),
-                "target": target or _NO_TARGET,
-                "request": request,
-                "source": "middleware",
-                "message": f"{method} {path[:256]} answered {status}",
-                "details": details,
-            },
-        )
-        return event, tenant if isinstance(tenant, str) else None
+        return target or _NO_TARGET
 
     def _actor_of(self, call: Call) -> Actor:
         """The hook's actor, with the client address and user agent the middleware saw when it left them out."""

@@ -216,3 +216,21 @@ def test_ids_that_only_resemble_a_reserved_namespace_are_a_clients(service: Serv
     answer = service.client.post("/v1/events", json={"events": [_event(id=i) for i in ids]}, headers=bearer(token))
     assert answer.status_code == 201, answer.text
     assert [r["id"] for r in answer.json()["receipts"]] == ids
+
+
+def test_every_rfc_9110_method_token_is_accepted_as_the_middleware_records_it(service: Service) -> None:
+    token = service.token("acme")
+    methods = ["GET", "M-SEARCH", "PRIVATE_METHOD", "BREW", "X.1~!#$%&'*+^`|"]
+    events = [_event(id=f"m-{i}", request={"method": method}) for i, method in enumerate(methods)]
+    answer = service.client.post("/v1/events", json={"events": events}, headers=bearer(token))
+    assert answer.status_code == 201, answer.text
+    stored = [service.client.get(f"/v1/events/m-{i}", headers=bearer(token)).json() for i in range(len(methods))]
+    assert [event["request"]["method"] for event in stored] == methods
+
+
+@pytest.mark.parametrize("method", ["G T", "A/B", "GÉT", "GET\n", "(GET)", "X" * 17])
+def test_a_method_that_is_no_rfc_9110_token_is_422(service: Service, method: str) -> None:
+    token = service.token("acme")
+    answer = service.client.post("/v1/events", json=_event(request={"method": method}), headers=bearer(token))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["pointer"] == "/request/method"

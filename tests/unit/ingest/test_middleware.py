@@ -1,15 +1,17 @@
-"""AuditMiddleware: what one HTTP call records, with plain ASGI and Starlette apps in process."""
+"""AuditMiddleware: what one HTTP call records, with plain ASGI, Starlette and FastAPI apps in process."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 import pytest
 import uuid_utils
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, HTTPException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
@@ -251,11 +253,12 @@ def test_exception_is_recorded_as_500_and_raised() -> None:
     assert event.details == {"error": "RuntimeError"}
 
 
-def test_exception_mid_stream_is_a_500() -> None:
+def test_exception_mid_stream_keeps_the_status_sent_and_is_incomplete() -> None:
     recorder = Recorder()
     with _client(recorder) as client, pytest.raises(RuntimeError, match="the stream failed"):
         client.get("/broken-stream")
-    assert (recorder.one.request.status, recorder.one.outcome) == (500, "failure")
+    assert (recorder.one.request.status, recorder.one.outcome) == (200, "failure")
+    assert recorder.one.details == {"error": "RuntimeError", "incomplete": True}
     assert recorder.one.request.bytes_out == len(b"first")
 
 
@@ -277,6 +280,350 @@ async def test_a_client_gone_mid_stream_is_marked_incomplete() -> None:
     await AuditMiddleware(app, recorder)(scope, receive, send)
     assert recorder.one.details == {"incomplete": True}
     assert recorder.one.request.status == 200
+
+
+# -- how the call ended: errors, errors after the response, cancellation -------------
+
+
+async def _failing_teardown() -> AsyncIterator[str]:
+    yield "session"
+    raise RuntimeError("teardown failed")
+
+
+async def _answering_teardown() -> AsyncIterator[str]:
+    try:
+        yield "session"
+    except ValueError as exc:
+        raise HTTPException(409, "conflict") from exc
+
+
+def _fail() -> None:
+    raise RuntimeError("background task failed")
+
+
+def _behaviours() -> FastAPI:
+    """A FastAPI app with one endpoint per way a call can end."""
+    api = FastAPI()
+
+    @api.get("/ok")
+    async def ok() -> dict[str, bool]:
+        return {"ok": True}
+
+    @api.get("/http-exception")
+    async def http_exception() -> None:
+        raise HTTPException(404, "no such table")
+
+    @api.get("/raises")
+    async def raises() -> None:
+        raise RuntimeError("the endpoint failed")
+
+    @api.get("/teardown-fails")
+    async def teardown_fails(session: Annotated[str, Depends(_failing_teardown)]) -> dict[str, str]:
+        return {"session": session}
+
+    @api.get("/teardown-answers")
+    async def teardown_answers(session: Annotated[str, Depends(_answering_teardown)]) -> None:
+        raise ValueError(session)
+
+    @api.get("/background-fails")
+    async def background_fails(tasks: BackgroundTasks) -> dict[str, bool]:
+        tasks.add_task(_fail)
+        return {"queued": True}
+
+    @api.post("/refused-then-background-fails")
+    async def refused_then_background_fails(tasks: BackgroundTasks) -> Response:
+        tasks.add_task(_fail)
+        return JSONResponse({"error": "too large"}, status_code=413, background=tasks)
+
+    @api.get("/stream-fails")
+    async def stream_fails() -> StreamingResponse:
+        return StreamingResponse(_broken_chunks())
+
+    @api.get("/is-disconnected")
+    async def is_disconnected(request: Request) -> dict[str, bool]:
+        return {"disconnected": await request.is_disconnected()}
+
+    @api.get("/cancelled")
+    async def cancelled() -> None:
+        raise asyncio.CancelledError
+
+    @api.websocket("/ws")
+    async def echo(websocket: WebSocket) -> None:
+        await _echo_ws(websocket)
+
+    return api
+
+
+_ERROR = {"error": "RuntimeError"}
+_AFTER = {"error": "RuntimeError", "error_after_response": True}
+
+# method, path -> the status the client gets, the event's outcome and details.
+BEHAVIOURS: list[tuple[str, str, int, str, dict[str, Any]]] = [
+    ("GET", "/ok", 200, "success", {}),
+    ("GET", "/http-exception", 404, "failure", {}),
+    ("GET", "/raises", 500, "failure", _ERROR),
+    ("GET", "/teardown-fails", 200, "success", _AFTER),
+    ("GET", "/teardown-answers", 409, "failure", {}),
+    ("GET", "/background-fails", 200, "success", _AFTER),
+    ("POST", "/refused-then-background-fails", 413, "failure", _AFTER),
+    ("GET", "/stream-fails", 200, "failure", {**_ERROR, "incomplete": True}),
+    ("GET", "/is-disconnected", 200, "success", {}),
+    ("GET", "/cancelled", 500, "failure", {"error": "CancelledError", "incomplete": True}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "status", "outcome", "details"), BEHAVIOURS)
+def test_the_event_tells_the_status_the_client_got_and_how_the_call_ended(
+    method: str, path: str, status: int, outcome: str, details: dict[str, Any]
+) -> None:
+    recorder = Recorder()
+    with TestClient(AuditMiddleware(_behaviours(), recorder), raise_server_exceptions=False) as client:
+        answer = client.request(method, path)
+    assert answer.status_code == status
+    event = recorder.one
+    assert (event.request.status, event.outcome, event.details) == (status, outcome, details)
+    assert EventIn.model_validate_json(event.model_dump_json(exclude_none=True)) == event
+
+
+def test_every_http_call_is_one_event_whatever_the_app_did() -> None:
+    recorder = Recorder()
+    with TestClient(AuditMiddleware(_behaviours(), recorder), raise_server_exceptions=False) as client:
+        for method, path, *_ in BEHAVIOURS:
+            client.request(method, path)
+        with client.websocket_connect("/ws") as ws:
+            ws.send_text("hello")
+            assert ws.receive_text() == "hello"
+        client.get("/ok")
+    assert [e.request.path for e in recorder.events] == [path for _, path, *_ in BEHAVIOURS] + ["/ok"]
+
+
+def test_an_error_is_raised_again_unchanged_after_the_response_was_recorded() -> None:
+    recorder = Recorder()
+    with TestClient(AuditMiddleware(_behaviours(), recorder)) as client:
+        with pytest.raises(RuntimeError, match="background task failed"):
+            client.get("/background-fails")
+        with pytest.raises(RuntimeError, match="teardown failed"):
+            client.get("/teardown-fails")
+    assert [(e.request.status, e.details) for e in recorder.events] == [(200, _AFTER), (200, _AFTER)]
+
+
+def test_the_answer_of_an_exception_handler_is_not_an_error_after_the_response() -> None:
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": "try again"}, status_code=503)
+
+    api = _behaviours()
+    api.add_exception_handler(Exception, unavailable)
+    recorder = Recorder()
+    with TestClient(AuditMiddleware(api, recorder), raise_server_exceptions=False) as client:
+        assert client.get("/raises").status_code == 503
+        assert client.get("/background-fails").status_code == 200
+    assert [(e.request.status, e.outcome, e.details) for e in recorder.events] == [
+        (503, "failure", _ERROR),
+        (200, "success", _AFTER),
+    ]
+
+
+class _Pausing(Recorder):
+    """An emitter that pauses before it keeps the event (where a cancellation would strike)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused = anyio.Event()
+        self.resume = anyio.Event()
+
+    async def emit(self, event: EventIn, *, tenant: str | None = None) -> None:
+        self.paused.set()
+        await self.resume.wait()
+        assert await anyio.to_thread.run_sync(lambda: 42) == 42  # results flow back through the hand-over
+        await super().emit(event, tenant=tenant)
+
+
+async def _response(send: Send, *, complete: bool = True) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"part", "more_body": not complete})
+
+
+async def _stuck_before_answering(send: Send) -> None:
+    await anyio.sleep_forever()
+
+
+async def _stuck_mid_answer(send: Send) -> None:
+    await _response(send, complete=False)
+    await anyio.sleep_forever()
+
+
+async def _stuck_after_answering(send: Send) -> None:
+    await _response(send)
+    await anyio.sleep_forever()  # a background task that never ends
+
+
+_CANCELLED = {
+    "before the response": (_stuck_before_answering, 500, "failure", {"incomplete": True}),
+    "mid-answer": (_stuck_mid_answer, 200, "failure", {"incomplete": True}),
+    "after the response": (_stuck_after_answering, 200, "success", {"error_after_response": True}),
+}
+
+
+_CANCELLED_ERROR = {"asyncio": "CancelledError", "trio": "Cancelled"}
+
+
+class _Run:
+    """The middleware over an app that does `behaviour`, with what the app and the server saw raised."""
+
+    def __init__(self, behaviour: Callable[[Send], Awaitable[None]], emitter: Recorder) -> None:
+        self.reached = anyio.Event()
+        self.raised_in_app: list[BaseException] = []
+        self.raised_to_server: list[BaseException] = []
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            try:
+                self.reached.set()
+                await behaviour(send)
+            except BaseException as exc:
+                self.raised_in_app.append(exc)
+                raise
+
+        self.middleware = AuditMiddleware(app, emitter)
+
+    async def serve(self) -> None:
+        scope: Scope = {"type": "http", "method": "GET", "path": "/x", "headers": [], "client": PEER}
+
+        async def receive() -> Message:
+            await anyio.sleep_forever()
+            raise AssertionError("unreachable")
+
+        async def send(message: Message) -> None:
+            return None
+
+        try:
+            await self.middleware(scope, receive, send)
+        except BaseException as exc:
+            self.raised_to_server.append(exc)
+            raise
+
+    def raised_unchanged(self) -> bool:
+        """The server got the very exception the app raised, once."""
+        return len(self.raised_in_app) == 1 and self.raised_to_server == self.raised_in_app
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("when", list(_CANCELLED))
+def test_a_call_cancelled_by_a_cancel_scope_is_one_event_and_the_cancellation_goes_on(backend: str, when: str) -> None:
+    behaviour, status, outcome, flags = _CANCELLED[when]
+    emitter = _Pausing()
+    emitter.resume.set()  # it still pauses: a cancelled scope would strike there without a shield
+    run = _Run(behaviour, emitter)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(run.serve)
+            await run.reached.wait()
+            await anyio.sleep(0.01)
+            group.cancel_scope.cancel()
+        assert group.cancel_scope.cancelled_caught
+
+    anyio.run(main, backend=backend)
+    event = emitter.one
+    assert (event.request.status, event.outcome) == (status, outcome)
+    assert event.details == {"error": _CANCELLED_ERROR[backend], **flags}
+    assert run.raised_unchanged()
+
+
+@pytest.mark.parametrize("when", list(_CANCELLED))
+async def test_a_cancelled_asyncio_task_is_one_event_and_stays_cancelled(when: str) -> None:
+    behaviour, status, outcome, flags = _CANCELLED[when]
+    emitter = _Pausing()
+    emitter.resume.set()
+    run = _Run(behaviour, emitter)
+    task = asyncio.create_task(run.serve())
+    await run.reached.wait()
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.cancelled()
+    event = emitter.one
+    assert (event.request.status, event.outcome) == (status, outcome)
+    assert event.details == {"error": "CancelledError", **flags}
+    assert run.raised_unchanged()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_cancellation_while_the_emitter_pauses_does_not_cut_the_emit(backend: str) -> None:
+    emitter = _Pausing()
+    run = _Run(_response, emitter)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(run.serve)
+            await emitter.paused.wait()
+            group.cancel_scope.cancel()
+            emitter.resume.set()
+
+    anyio.run(main, backend=backend)
+    assert (emitter.one.request.status, emitter.one.details) == (200, {})
+    assert run.raised_in_app == run.raised_to_server == []
+
+
+async def _group_before_answering(send: Send) -> None:
+    raise BaseExceptionGroup("workers stopped", [KeyboardInterrupt(), ValueError("bad row")])
+
+
+async def _group_after_answering(send: Send) -> None:
+    await _response(send)
+    raise BaseExceptionGroup("workers stopped", [SystemExit(1)])
+
+
+async def _exit_mid_answer(send: Send) -> None:
+    await _response(send, complete=False)
+    raise SystemExit(1)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "status", "details"),
+    [
+        (_group_before_answering, 500, {"error": "BaseExceptionGroup", "incomplete": True}),
+        (_group_after_answering, 200, {"error": "BaseExceptionGroup", "error_after_response": True}),
+        (_exit_mid_answer, 200, {"error": "SystemExit", "incomplete": True}),
+    ],
+)
+async def test_a_base_exception_is_one_event_and_raised_again_unchanged(
+    behaviour: Callable[[Send], Awaitable[None]], status: int, details: dict[str, Any]
+) -> None:
+    recorder = Recorder()
+    run = _Run(behaviour, recorder)
+    with pytest.raises((BaseExceptionGroup, SystemExit)):
+        await run.serve()
+    assert (recorder.one.request.status, recorder.one.details) == (status, details)
+    assert run.raised_unchanged()
+
+
+# -- the method -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "PROPFIND", "M-SEARCH", "PRIVATE_METHOD", "BREW", "X.1~!#$%&'*+^`|"])
+async def test_every_rfc_9110_method_token_is_recorded(method: str) -> None:
+    recorder = Recorder()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("x")(scope, receive, send)
+
+    await _call(AuditMiddleware(app, recorder), method=method)
+    event = recorder.one
+    assert (event.request.method, event.action) == (method, f"http.{method}")
+    assert EventIn.model_validate_json(event.model_dump_json(exclude_none=True)) == event
+
+
+@pytest.mark.parametrize("method", ["GÉT", "G T", "A/B", "GET\n", "X" * 17, ""])
+async def test_a_method_that_is_no_token_is_left_out(method: str) -> None:
+    recorder = Recorder()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("x")(scope, receive, send)
+
+    await _call(AuditMiddleware(app, recorder), method=method)
+    assert recorder.one.request.method is None
+    assert EventIn.model_validate_json(recorder.one.model_dump_json(exclude_none=True)) == recorder.one
 
 
 def test_health_checks_in_skip_are_not_recorded() -> None:
