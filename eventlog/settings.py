@@ -117,6 +117,9 @@ class Settings(BaseSettings):
         ge=1,
         description="Most client networks (IPv4 addresses, IPv6 /64s) the failed-authentication limit tracks.",
     )
+    tail_token_recheck_seconds: float = Field(
+        5.0, gt=0, le=60, description="How often a live tail checks that its token is still valid, in seconds."
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Proxy addresses (or CIDRs) whose X-Forwarded-For is believed; JSON list.",
