@@ -109,14 +109,15 @@ def parse_commit_stats(metrics: str) -> CommitStats:
     )
 
 
-def _get(url: str, timeout: float = 5.0) -> bytes:
+def _get(url: str, timeout: float = 5.0, token: str | None = None) -> bytes:
     """The body of a loopback GET, whatever the status (/readyz answers 503 with the same JSON).
 
     urllib, not httpx: a progress thread polls this every second during the load, and an httpx client
     would build an SSL context at every call on the cores the server needs.
     """
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:  # loopback URL built here
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # loopback URL built here
             return bytes(answer.read())
     except urllib.error.HTTPError as exc:
         return bytes(exc.read())
@@ -128,8 +129,13 @@ class Server(ServerProcess):
     Network errors of the reads are OSErrors (urllib), so that a poller can skip one.
     """
 
+    _admin: str | None = None
+
     def readiness(self) -> Readiness:
-        ready = json.loads(_get(self.url + "/readyz"))
+        # The journal's last_seq and the sinks' cursors are the detail /readyz shows an admin token.
+        if self._admin is None:
+            self._admin = self.create_token("ops", "admin")
+        ready = json.loads(_get(self.url + "/readyz", token=self._admin))
         sinks: dict[str, dict[str, Any]] = ready["sinks"]
         lag = sum(int(sink["lag_events"]) for sink in sinks.values())
         return Readiness(int(ready["journal"]["last_seq"]), lag, sinks)

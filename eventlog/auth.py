@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,55 +32,101 @@ class AuthError(Exception):
         self.headers = headers or {}
 
 
-class FailureLimiter:
-    """Counts failed authentications per client address in a sliding window."""
+def client_network(address: str) -> str:
+    """The unit the limiter counts: an IPv4 address, an IPv6 /64 (what one site or host is given).
 
-    def __init__(self, limit: int, window_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    One host can pick any of the 2**64 addresses of its /64, so counting single IPv6 addresses would
+    count nothing. Anything that is not an IP address (a test client's name) is its own key.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+class FailureLimiter:
+    """Counts failed authentications per client network in a sliding window, for at most `max_networks`.
+
+    When the table is full, the network whose last failure is oldest is forgotten first.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        window_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_networks: int = 100_000,
+    ) -> None:
         self._limit = limit
         self._window = window_seconds
+        self._max = max_networks
         self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
+        # By network, in the order of their last failure (oldest first); the limit-th newest failure is
+        # all `retry_after` needs, so each keeps no more than `limit` times.
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def _recent(self, address: str) -> deque[float]:
-        failures = self._failures.get(address)
+    def __len__(self) -> int:
+        return len(self._failures)
+
+    def _recent(self, network: str) -> deque[float]:
+        failures = self._failures.get(network)
         if failures is None:
-            return deque()
+            return deque(maxlen=self._limit)
         cutoff = self._clock() - self._window
         while failures and failures[0] <= cutoff:
             failures.popleft()
         if not failures:
-            del self._failures[address]
+            del self._failures[network]
         return failures
 
     def retry_after(self, address: str) -> int | None:
-        """Seconds until `address` may try again, or None when it is not blocked."""
-        failures = self._recent(address)
+        """Seconds until `address`'s network may fail again, or None when it is not over the limit."""
+        failures = self._recent(client_network(address))
         if len(failures) < self._limit:
             return None
         return max(1, int(failures[-self._limit] + self._window - self._clock() + 0.999))
 
     def fail(self, address: str) -> None:
-        self._recent(address)
-        self._failures.setdefault(address, deque()).append(self._clock())
+        network = client_network(address)
+        failures = self._recent(network)
+        failures.append(self._clock())
+        self._failures[network] = failures
+        self._failures.move_to_end(network)
+        cutoff = self._clock() - self._window
+        while self._failures:
+            oldest, times = next(iter(self._failures.items()))
+            if len(self._failures) <= self._max and times[-1] > cutoff:
+                break
+            del self._failures[oldest]
 
 
 _WWW = {"WWW-Authenticate": 'Bearer realm="eventlog"'}
 
 
 class Authenticator:
+    """Checks bearer tokens; the failure limit holds back failing credentials only.
+
+    Over the limit, a network's requests still pass with a token the store knows to be live: one client
+    with a wrong token must not lock out the others behind the same NAT or proxy. Any other credential
+    is then refused with 429 before it is looked up.
+    """
+
     def __init__(self, tokens: TokenStore, limiter: FailureLimiter) -> None:
         self._tokens = tokens
         self._limiter = limiter
 
     def authenticate(self, authorization: str | None, address: str) -> Principal:
+        scheme, _, rest = (authorization or "").partition(" ")
+        credential = rest.strip() if scheme.lower() == "bearer" else ""
         retry = self._limiter.retry_after(address)
-        if retry is not None:
-            raise AuthError(
-                429,
-                "too_many_failures",
-                f"too many failed authentications from {address}; retry in {retry} s with a valid token",
-                {"Retry-After": str(retry)},
-            )
+        if retry is not None and not (credential and self._tokens.known(credential)):
+            raise self._refused(address)
         if not authorization:
             self._limiter.fail(address)
             raise AuthError(
@@ -88,11 +135,10 @@ class Authenticator:
                 "send `Authorization: Bearer <token>`; create a token with `eventlog tokens create`",
                 _WWW,
             )
-        scheme, _, credential = authorization.partition(" ")
-        token: Token | None = None
-        if scheme.lower() == "bearer" and credential.strip():
-            token = self._tokens.authenticate(credential.strip())
+        token: Token | None = self._tokens.authenticate(credential) if credential else None
         if token is None:
+            if retry is not None:
+                raise self._refused(address)
             self._limiter.fail(address)
             raise AuthError(
                 401,
@@ -101,6 +147,23 @@ class Authenticator:
                 _WWW,
             )
         return Principal(token.id, token.tenant, token.scopes)
+
+    def still_valid(self, principal: Principal) -> bool:
+        """Whether the token `principal` authenticated with is still live (a query: call it off the loop)."""
+        return self._tokens.is_live(principal.token_id)
+
+    def _refused(self, address: str) -> AuthError:
+        """The 429 of a failing credential over the limit; it counts too, so that guessing on keeps the block."""
+        self._limiter.fail(address)
+        retry = self._limiter.retry_after(address) or 1
+        return AuthError(
+            429,
+            "too_many_failures",
+            f"too many failed authentications from {client_network(address)}; until they age out only tokens"
+            " this server already knows to be valid are accepted from there. Check the token this client sends"
+            f" (is it unknown, revoked or expired?), then retry after {retry} s (the Retry-After header)",
+            {"Retry-After": str(retry)},
+        )
 
 
 def require_scope(principal: Principal, scope: str) -> None:

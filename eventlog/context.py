@@ -6,9 +6,8 @@ root hands it to the search router itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from eventlog.auth import Authenticator
 from eventlog.fanout import FanOut
@@ -16,6 +15,16 @@ from eventlog.journal import Journal
 from eventlog.metrics import Metrics
 from eventlog.settings import Settings
 from eventlog.tokens import TokenStore
+
+
+class ReadinessPart(Protocol):
+    """One part of /readyz's body, built when asked."""
+
+    def summary(self) -> dict[str, Any]:
+        """State and counts only: what anyone may see."""
+
+    def status(self) -> dict[str, Any]:
+        """The whole detail (tenants, keys, error texts): for admin tokens only."""
 
 
 @dataclass
@@ -26,5 +35,5 @@ class Context:
     auth: Authenticator
     fanout: FanOut
     metrics: Metrics
-    # Extra parts of /readyz's body, by key (e.g. "cloudtrail"), each built when asked.
-    readiness: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    # Extra parts of /readyz's body, by key (e.g. "cloudtrail").
+    readiness: dict[str, ReadinessPart] = field(default_factory=dict)

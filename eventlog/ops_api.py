@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from eventlog.auth import AuthError
 from eventlog.context import Context
-from eventlog.dependencies import context
+from eventlog.dependencies import client_ip, context
 
 router = APIRouter(tags=["operations"])
 
@@ -20,36 +21,63 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _sinks(ctx: Context) -> dict[str, Any]:
+def _sinks(ctx: Context, *, detail: bool) -> dict[str, Any]:
     sinks: dict[str, Any] = {}
     for name, state in ctx.fanout.states.items():
         events, seconds = ctx.fanout.lag(name)
         ctx.metrics.sink_lag_events.labels(name).set(events)
         ctx.metrics.sink_lag_seconds.labels(name).set(seconds)
-        sinks[name] = {
-            "state": state.state,
-            "cursor": state.cursor,
-            "lag_events": events,
-            "lag_seconds": round(seconds, 3),
-            "last_error": state.last_error,
-        }
+        sinks[name] = {"state": state.state, "lag_events": events, "lag_seconds": round(seconds, 3)}
+        if detail:
+            sinks[name].update(cursor=state.cursor, last_error=state.last_error)
     return sinks
 
 
-@router.get("/readyz", summary="The journal takes writes; each sink's lag and state")
-async def readyz(ctx: Annotated[Context, Depends(context)]) -> Response:
+def _admin(request: Request, ctx: Context) -> bool:
+    """Whether the caller asks for the detail: no credential, no; an admin token, yes; any other, refused."""
+    credential = request.headers.get("authorization")
+    if credential is None:
+        return False
+    caller = ctx.auth.authenticate(credential, client_ip(request))
+    if not caller.has("admin"):
+        raise AuthError(
+            403,
+            "missing_scope",
+            "the detail of /readyz needs a token with the `admin` scope; send no Authorization header for the"
+            " public summary",
+        )
+    return True
+
+
+@router.get(
+    "/readyz",
+    summary="The journal takes writes; each sink's lag and state",
+    description=(
+        "Without authentication (what orchestrators poll): `status`, whether the journal is writable, and each"
+        " part's state and counts: per sink `state`, `lag_events`, `lag_seconds`; `cloudtrail` and `retention`"
+        " (when on) their `state` and counts. With an `admin` token (`Authorization: Bearer <token>`): the"
+        " detail too: the journal's stream and `last_seq`, each sink's cursor and last error, the CloudTrail"
+        " bucket, queue, last runs and integrity failures, the last retention report (tenants, days, archive"
+        " keys, holds, failures). Another token is refused (401/403). 503 when the journal takes no writes."
+    ),
+)
+async def readyz(request: Request, ctx: Annotated[Context, Depends(context)]) -> Response:
+    detail = _admin(request, ctx)
     ready = ctx.journal.healthy
-    body = {
+    journal: dict[str, Any] = {"writable": ready}
+    if detail:
+        journal.update(stream=ctx.journal.stream, last_seq=ctx.journal.last_seq)
+    body: dict[str, Any] = {
         "status": "ready" if ready else "unavailable",
-        "journal": {"writable": ready, "stream": ctx.journal.stream, "last_seq": ctx.journal.last_seq},
-        "sinks": _sinks(ctx),
+        "journal": journal,
+        "sinks": _sinks(ctx, detail=detail),
     }
     for key, part in ctx.readiness.items():
-        body[key] = part()
+        body[key] = part.status() if detail else part.summary()
     return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")
 
 
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(ctx: Annotated[Context, Depends(context)]) -> Response:
-    _sinks(ctx)
+    _sinks(ctx, detail=False)
     return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -197,7 +197,12 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     )
     journal.subscribe(fanout.notify)
     tokens = TokenStore(settings.tokens_path)
-    auth = Authenticator(tokens, FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window_seconds))
+    limiter = FailureLimiter(
+        settings.auth_failure_limit,
+        settings.auth_failure_window_seconds,
+        max_networks=settings.auth_failure_max_networks,
+    )
+    auth = Authenticator(tokens, limiter)
     key = load_or_create_key(settings.signing_key_path)
     checkpointer = Checkpointer(journal, key, settings.checkpoint_interval_seconds)
     cursors = Cursors(cursor_key(settings))
@@ -207,10 +212,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     wanted = settings.cloudtrail_bucket is not None or settings.cloudtrail_sqs_queue_url is not None
     poller = CloudTrailPoller(settings, journal, metrics) if wanted else None
     if poller is not None:
-        ctx.readiness["cloudtrail"] = poller.status
+        ctx.readiness["cloudtrail"] = poller
     retention, holds, lock = retention_parts(settings, journal, [s.name for s in sinks], clock, client)
     scheduler = Scheduler(retention, lock, interval_seconds=settings.retention_interval_hours * 3600)
-    ctx.readiness["retention"] = scheduler.status
+    ctx.readiness["retention"] = scheduler
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

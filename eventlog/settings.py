@@ -110,9 +110,21 @@ class Settings(BaseSettings):
     fanout_max_backoff_seconds: float = Field(
         30.0, gt=0, description="Longest wait between two retries of a failing sink, in seconds."
     )
-    auth_failure_limit: int = Field(10, ge=1, description="Failed authentications from one address that trigger 429.")
+    auth_failure_limit: int = Field(
+        10,
+        ge=1,
+        description="Failed authentications from one client network after which its failing credentials get 429.",
+    )
     auth_failure_window_seconds: float = Field(
         300.0, gt=0, description="Window in which failed authentications are counted, in seconds."
+    )
+    auth_failure_max_networks: int = Field(
+        100_000,
+        ge=1,
+        description="Most client networks (IPv4 addresses, IPv6 /64s) the failed-authentication limit tracks.",
+    )
+    tail_token_recheck_seconds: float = Field(
+        5.0, gt=0, le=60, description="How often a live tail checks that its token is still valid, in seconds."
     )
     trusted_proxies: list[str] = Field(
         default_factory=list,

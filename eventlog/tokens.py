@@ -55,6 +55,12 @@ class Token:
             "revoked_at": self.revoked_at,
         }
 
+    def live(self, now: datetime) -> bool:
+        """Neither revoked nor expired at `now`."""
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or parse_time(self.expires_at) > now
+
 
 @dataclass(frozen=True, slots=True)
 class Issued:
@@ -76,6 +82,20 @@ def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
+def _split(bearer: str) -> tuple[str, str] | None:
+    """The (id, secret) of a well-formed `evl_<id>_<secret>`, else None."""
+    if not bearer.startswith(PREFIX):
+        return None
+    token_id, sep, secret = bearer[len(PREFIX) :].partition("_")
+    if not sep or len(token_id) != 16 or not secret:
+        return None
+    return token_id, secret
+
+
+# Compared against when an id is unknown, so timing does not reveal ids.
+_DUMMY_DIGEST = b"\0" * 32
+
+
 class TokenStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +105,19 @@ class TokenStore:
         self._conn.execute("PRAGMA busy_timeout=10000")
         self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()
+        # Secret digests of the tokens known to be live, by id: `known` answers from it without looking the
+        # credential up. Its size is that of the token table (only stored tokens enter it), not the clients'.
+        self._known: dict[str, bytes] = {}
+        self._known_version = -1
+        self._load_known()
+
+    def _load_known(self) -> None:
+        """(Re)read the live tokens' digests; the caller holds the lock, or is the constructor."""
+        # Read first: a change committed meanwhile makes the next `data_version` differ, and load again.
+        self._known_version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        now = datetime.now(UTC)
+        rows = self._conn.execute("SELECT id, secret_sha256, expires_at FROM tokens WHERE revoked_at IS NULL")
+        self._known = {row[0]: bytes(row[1]) for row in rows if row[2] is None or parse_time(row[2]) > now}
 
     def close(self) -> None:
         self._conn.close()
@@ -122,6 +155,7 @@ class TokenStore:
                 "INSERT INTO tokens (id, name, tenant, scopes, secret_sha256, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (token.id, name, tenant, ",".join(sorted(scopes)), _digest(secret), token.created_at, token.expires_at),
             )
+            self._known[token.id] = _digest(secret)
         return Issued(token, f"{PREFIX}{token_id}_{secret}")
 
     def list(self, tenant: str | None = None) -> list[Token]:
@@ -152,6 +186,7 @@ class TokenStore:
             cur = self._conn.execute(
                 "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", (stamp, token_id)
             )
+            self._known.pop(token_id, None)
         if cur.rowcount == 0:
             raise TokenError(f"no token with id {token_id!r}; `eventlog tokens list` shows the ids")
         token = self.get(token_id)
@@ -160,26 +195,49 @@ class TokenStore:
 
     def authenticate(self, bearer: str, now: datetime | None = None) -> Token | None:
         """The live token this secret belongs to, or None. Constant-time on the secret."""
-        if not bearer.startswith(PREFIX):
+        parts = _split(bearer)
+        if parts is None:
             return None
-        token_id, sep, secret = bearer[len(PREFIX) :].partition("_")
-        if not sep or len(token_id) != 16 or not secret:
-            return None
+        token_id, secret = parts
         with self._lock:
             row = self._conn.execute(
                 "SELECT id, name, tenant, scopes, created_at, expires_at, revoked_at, secret_sha256 FROM tokens WHERE id = ?",
                 (token_id,),
             ).fetchone()
-        # Compare against a dummy digest when the id is unknown, so timing does not reveal ids.
-        stored = bytes(row[7]) if row else b"\0" * 32
+        stored = bytes(row[7]) if row else _DUMMY_DIGEST
         if not hmac.compare_digest(_digest(secret), stored) or row is None:
             return None
         token = _row_to_token(row[:7])
-        if token.revoked_at is not None:
-            return None
-        if token.expires_at is not None and parse_time(token.expires_at) <= (now or datetime.now(UTC)):
-            return None
-        return token
+        with self._lock:
+            if token.live(now or datetime.now(UTC)):
+                self._known[token.id] = stored
+                return token
+            self._known.pop(token.id, None)
+        return None
+
+    def known(self, bearer: str) -> bool:
+        """Whether this secret is one of a live token's, from memory: for callers that must not look every
+        guess up.
+
+        The memory is read again only when another process (`eventlog tokens create`) changed the table, so
+        a guess costs a `PRAGMA data_version` at most. A token revoked or expired elsewhere may still be
+        known: this never replaces `authenticate`.
+        """
+        parts = _split(bearer)
+        if parts is None:
+            return False
+        token_id, secret = parts
+        with self._lock:
+            stored = self._known.get(token_id)
+            if stored is None and self._conn.execute("PRAGMA data_version").fetchone()[0] != self._known_version:
+                self._load_known()
+                stored = self._known.get(token_id)
+        return hmac.compare_digest(_digest(secret), stored or _DUMMY_DIGEST) and stored is not None
+
+    def is_live(self, token_id: str, now: datetime | None = None) -> bool:
+        """Whether the token with this id still exists, unrevoked and unexpired."""
+        token = self.get(token_id)
+        return token is not None and token.live(now or datetime.now(UTC))
 
 
 def _row_to_token(row: tuple[str, str, str, str, str, str | None, str | None]) -> Token:

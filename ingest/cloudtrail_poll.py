@@ -112,14 +112,31 @@ class CloudTrailPoller:
         self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT_FAILURES)
         self.runs = 0
         self.last: _LastRun | None = None
+        # What /readyz's public state says: the latest receive (sqs) failed; the latest import (a listed
+        # run, or a batch of messages) failed. An empty receive leaves the import's state as it was.
+        self._receive_failing = False
+        self._import_failing = False
         self._stopping = False
 
     def stop(self) -> None:
         """Make a run in progress end at its next append (its current file is re-read next time)."""
         self._stopping = True
 
+    def summary(self) -> dict[str, Any]:
+        """The public part of /readyz under "cloudtrail": state and counts, no bucket, key or error text."""
+        state = "failing" if self._receive_failing or self._import_failing else "ok"
+        return {
+            "mode": self.mode,
+            "state": state if self.runs else "not_run",
+            "runs": self.runs,
+            "integrity": {
+                "state": "failures" if self._failures else "ok",
+                "failure_count": sum(self._failures.values()),
+            },
+        }
+
     def status(self) -> dict[str, Any]:
-        """The part of /readyz under "cloudtrail"."""
+        """The part of /readyz under "cloudtrail" for admin tokens."""
         last = self.last
         status: dict[str, Any] = {
             "mode": self.mode,
@@ -182,9 +199,11 @@ class CloudTrailPoller:
             raise
         except Exception as exc:  # noqa: BLE001 - logged, counted, tried again after a pause
             self.runs += 1
+            self._receive_failing = True
             self._receive_failed(started, "cloudtrail sqs receive failed", exc)
             return False
         self.runs += 1
+        self._receive_failing = False
         if not messages:
             return True
         stats = ImportStats()
@@ -208,6 +227,7 @@ class CloudTrailPoller:
         self._count(stats)
         summary = {**stats.as_dict(), "messages": counts.as_dict()}
         self.last = _LastRun(started.isoformat(), time.monotonic() - clock, summary, errors[-1] if errors else None)
+        self._import_failing = failed or bool(errors)
         if errors:
             self._last_error = (datetime.now(UTC).isoformat(), errors[-1])
         log.info("cloudtrail import", extra={"bucket": self.bucket, "queue_url": self.queue_url, "summary": summary})
@@ -233,6 +253,7 @@ class CloudTrailPoller:
         self.runs += 1
         summary = stats.as_dict() if stats is not None else None
         self.last = _LastRun(started.isoformat(), time.monotonic() - clock, summary, error)
+        self._import_failing = error is not None
         if stats is not None:
             self._count(stats)
             log.info("cloudtrail import", extra={"bucket": self.bucket, "prefix": self.prefix, "summary": summary})

@@ -77,7 +77,21 @@ class Scheduler:
                 self.last_error = str(exc)[:500]
                 log.error("retention run failed; will retry", extra={"error": self.last_error})
 
+    def summary(self) -> dict[str, Any]:
+        """The public part of /readyz under "retention": no tenant, archive key or error text."""
+        if self.last_error is not None or (self.last is not None and not self.last.ok):
+            state = "failing"
+        else:
+            state = "ok" if self.last is not None else "not_run"
+        last = self.last
+        return {
+            "state": state,
+            "removed_events": sum(t.events for t in last.removed) if last is not None else 0,
+            "failure_count": len(last.failures) if last is not None else 0,
+        }
+
     def status(self) -> dict[str, Any]:
+        """The part of /readyz under "retention" for admin tokens."""
         return {
             "last_finished_at": self.last_finished_at,
             "last_error": self.last_error,

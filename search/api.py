@@ -309,7 +309,16 @@ async def export(
     )
 
 
-@router.get("/v1/events/tail", summary="New matching events as server-sent events")
+@router.get(
+    "/v1/events/tail",
+    summary="New matching events as server-sent events",
+    description=(
+        "Events committed from now on (or after `Last-Event-ID`) that match `q`, as `event: event` frames whose"
+        " id is the journal sequence. The token is checked again every few seconds"
+        " (`EVENTLOG_TAIL_TOKEN_RECHECK_SECONDS`): once it is revoked or expired, an `event: end` frame says so"
+        " and the stream closes."
+    ),
+)
 async def tail_events(
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.tail"))],
     ctx: Annotated[Context, Depends(context)],
@@ -323,7 +332,14 @@ async def tail_events(
     where = _parse(q)
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
     return StreamingResponse(
-        tail(ctx.journal, scope.tenant, where, after_seq=after),
+        tail(
+            ctx.journal,
+            scope.tenant,
+            where,
+            after_seq=after,
+            still_valid=lambda: ctx.auth.still_valid(caller),
+            recheck_seconds=ctx.settings.tail_token_recheck_seconds,
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

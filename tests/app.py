@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
@@ -24,6 +26,16 @@ class Service:
             return store.create(tenant=tenant, scopes=parse_scopes(scopes)).secret
         finally:
             store.close()
+
+    @cached_property
+    def admin(self) -> str:
+        """An admin token of the operators' tenant, made at first use."""
+        return self.token("ops", "admin")
+
+    def readiness(self) -> dict[str, Any]:
+        """/readyz with its detail, as an admin token sees it (any status: 503 has the same body)."""
+        body: dict[str, Any] = self.client.get("/readyz", headers=bearer(self.admin)).json()
+        return body
 
     def settle(self, timeout_seconds: float = 10.0) -> None:
         """Wait until the fan-out has delivered every committed event to the search store."""

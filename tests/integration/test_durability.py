@@ -237,13 +237,14 @@ async def list_all(http: httpx.AsyncClient) -> list[dict[str, Any]]:
     raise AssertionError("GET /v1/events kept answering a next_cursor after 1000 pages")
 
 
-async def store_caught_up(http: httpx.AsyncClient, seq: int) -> bool:
-    sinks = (await http.get("/readyz")).json()["sinks"]
+async def store_caught_up(http: httpx.AsyncClient, seq: int, admin: str) -> bool:
+    sinks = (await http.get("/readyz", headers={"Authorization": f"Bearer {admin}"})).json()["sinks"]
     return all(s["cursor"] >= seq for s in sinks.values())
 
 
-async def journal_head(http: httpx.AsyncClient) -> int:
-    response = await http.get("/readyz")
+async def journal_head(http: httpx.AsyncClient, admin: str) -> int:
+    """The journal's last sequence number, which /readyz shows an admin token."""
+    response = await http.get("/readyz", headers={"Authorization": f"Bearer {admin}"})
     assert response.status_code == 200, f"/readyz answered {response.status_code}: {response.text[:300]}"
     head: int = response.json()["journal"]["last_seq"]
     return head
@@ -285,6 +286,7 @@ async def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
     rng = random.Random()
     with ServerProcess(tmp_path / "data") as server:
         secret = server.create_token(TENANT, SCOPES)
+        admin = server.create_token("ops", ["admin"])
 
         ledger = await load_then_kill(
             server,
@@ -307,7 +309,7 @@ async def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
         restart_seconds = time.monotonic() - restarted
 
         async with client(server.url, secret, READ_CONCURRENCY) as http:
-            head = await journal_head(http)
+            head = await journal_head(http, admin)
 
             # The journal is authoritative: GET by id must find every acked event at once.
             read_started = time.monotonic()
@@ -349,7 +351,7 @@ async def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
             # The search store catches up through the fan-out.
             deadline = time.monotonic() + CATCH_UP_S
             while True:
-                caught_up = await store_caught_up(http, head)
+                caught_up = await store_caught_up(http, head, admin)
                 listed = await list_all(http)
                 listed_ids = {e["id"] for e in listed}
                 absent = acked.keys() - listed_ids
@@ -409,6 +411,7 @@ async def test_client_id_retry_after_sigkill_is_a_duplicate(tmp_path: Path) -> N
     rng = random.Random()
     with ServerProcess(tmp_path / "data") as server:
         secret = server.create_token(TENANT, SCOPES)
+        admin = server.create_token("ops", ["admin"])
         ledger = await load_then_kill(
             server, secret, workers=8, calm_seconds=0.8, burst_seconds=0.1, modes=("all",), rng=rng
         )
@@ -435,7 +438,7 @@ async def test_client_id_retry_after_sigkill_is_a_duplicate(tmp_path: Path) -> N
                 return results
 
             # Acknowledged before the crash: 200, duplicate, the original hash, nothing appended.
-            head = await journal_head(http)
+            head = await journal_head(http, admin)
             retried = await retry([sent for sent, _ in ledger.acked.values()])
             wrong: list[str] = []
             for number, receipts in retried.items():
@@ -444,7 +447,7 @@ async def test_client_id_retry_after_sigkill_is_a_duplicate(tmp_path: Path) -> N
                     if not now.duplicate or now.hash != before.hash or now.id != before.id:
                         wrong.append(f"request {number}: retry of {before} answered {now}")
             assert not wrong, f"{len(wrong)} retries of acknowledged events are not duplicates: {wrong[:5]}"
-            assert await journal_head(http) == head, "retrying acknowledged client ids appended events"
+            assert await journal_head(http, admin) == head, "retrying acknowledged client ids appended events"
 
             # In flight at the crash: stored entirely (200, all duplicates) or not at all (201, all new).
             in_flight = list(ledger.in_flight.values())

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from eventlog.cli import main
 from eventlog.service import create_app
-from tests.app import make_settings
+from tests.app import Service, make_settings
 from tests.cloudtrail_signer import DigestObject, TrailSigner
 from tests.integration.ingest.test_cloudtrail_import import (
     ALPHA,
@@ -244,9 +244,13 @@ def test_the_poll_shows_integrity_failures_in_readyz_and_metrics(
         cloudtrail_digest_public_keys={trail.signer.fingerprint: trail.signer.public_key_der_b64},
     )
     with TestClient(create_app(settings)) as client:
+        service = Service(client, settings)
         state = _wait("the poll to find the altered file", lambda: client.get("/readyz").json()["cloudtrail"]["runs"])
         assert state
-        integrity = client.get("/readyz").json()["cloudtrail"]["integrity"]
+        public = client.get("/readyz")
+        assert public.json()["cloudtrail"]["integrity"] == {"state": "failures", "failure_count": 1}
+        assert altered[0] not in public.text
+        integrity = service.readiness()["cloudtrail"]["integrity"]
         assert integrity["validation"] is True
         assert integrity["state"] == "failures"
         assert integrity["failures"] == {"log_hash": 1}

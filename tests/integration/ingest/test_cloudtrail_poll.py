@@ -87,8 +87,7 @@ def test_service_polls_the_bucket_and_counts(s3_endpoint_url: str, tmp_path: Pat
         assert _metric(text, "eventlog_cloudtrail_malformed_files_total") == 1
         assert _metric(text, 'eventlog_events_accepted_total{source="cloudtrail"}') == 3
 
-        ready = client.get("/readyz").json()
-        cloudtrail = ready["cloudtrail"]
+        cloudtrail = service.readiness()["cloudtrail"]
         assert cloudtrail["bucket"] == bucket.name
         assert cloudtrail["runs"] >= 2
         assert cloudtrail["last_error"] is None
@@ -106,10 +105,15 @@ def test_poll_errors_are_reported_and_retried(s3_endpoint_url: str, tmp_path: Pa
         cloudtrail_account_tenants={ALPHA: "alpha"},
     )
     with TestClient(create_app(settings)) as client:
-        state = _wait("two failed runs", lambda: (s := client.get("/readyz").json()["cloudtrail"])["runs"] >= 2 and s)
+        service = Service(client, settings)
+        state = _wait("two failed runs", lambda: (s := service.readiness()["cloudtrail"])["runs"] >= 2 and s)
         assert "NoSuchBucket" in state["last_error"]
         assert state["last_summary"] is None
-        assert client.get("/readyz").status_code == 200
+        public = client.get("/readyz")
+        assert public.status_code == 200
+        assert public.json()["cloudtrail"]["state"] == "failing"
+        assert "NoSuchBucket" not in public.text
+        assert bucket.name not in public.text
         assert _metric(client.get("/metrics").text, "eventlog_cloudtrail_poll_errors_total") >= 2
 
 

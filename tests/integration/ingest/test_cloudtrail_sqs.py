@@ -148,7 +148,7 @@ def test_notifications_import_each_file_once_and_are_deleted(
         assert len(_events(service, token)) == len(events)
         assert queue.depth() == 0
 
-        state = client.get("/readyz").json()["cloudtrail"]
+        state = service.readiness()["cloudtrail"]
         assert (state["mode"], state["queue_url"], state["bucket"]) == ("sqs", queue.url, bucket.name)
         assert state["messages"]["malformed"] == 1
         assert state["last_error"] is None
@@ -167,11 +167,15 @@ def test_a_notification_for_a_missing_file_is_left_and_retried_until_it_comes(
     with TestClient(create_app(settings)) as client:
         # Received, failed, visible again a second later, failed again: SQS's retry, not ours.
         _metrics(client, "eventlog_cloudtrail_sqs_messages_failed_total", 2)
-        state = client.get("/readyz").json()["cloudtrail"]
+        state = Service(client, settings).readiness()["cloudtrail"]
         assert state["last_error"].startswith(f"message {message_id}: ")
         assert "NoSuchKey" in state["last_error"]
         assert state["last_error_at"] is not None
-        assert client.get("/readyz").status_code == 200
+        public = client.get("/readyz")
+        assert public.status_code == 200
+        assert public.json()["cloudtrail"]["state"] == "failing"
+        assert message_id not in public.text
+        assert queue.url not in public.text
         assert queue.depth() == 1
 
         bucket.put(key, _log_file(_recent(_records(CONSOLE), ALPHA)))
@@ -240,7 +244,7 @@ def test_digests_and_log_files_in_either_order(
         text = _metrics(client, "eventlog_cloudtrail_sqs_messages_deleted_total", 3)
         assert _metric(text, "eventlog_cloudtrail_imported_total") == imported
         assert _metric(text, "eventlog_cloudtrail_files_total") == 2
-        integrity = client.get("/readyz").json()["cloudtrail"]["integrity"]
+        integrity = Service(client, settings).readiness()["cloudtrail"]["integrity"]
         assert (integrity["state"], integrity["require_digest"]) == ("ok", require_digest)
 
 
@@ -249,9 +253,8 @@ def test_receive_errors_are_reported_and_retried(s3_endpoint_url: str, bucket: B
     queue.sqs.delete_queue(QueueUrl=queue.url)
     settings = _settings(tmp_path, bucket, queue, s3_endpoint_url)
     with TestClient(create_app(settings)) as client:
-        state = _wait(
-            "two failed receives", lambda: (s := client.get("/readyz").json()["cloudtrail"])["runs"] >= 2 and s
-        )
+        service = Service(client, settings)
+        state = _wait("two failed receives", lambda: (s := service.readiness()["cloudtrail"])["runs"] >= 2 and s)
         assert "NonExistentQueue" in state["last_error"]
         assert client.get("/readyz").status_code == 200
         assert _metric(client.get("/metrics").text, "eventlog_cloudtrail_poll_errors_total") >= 2

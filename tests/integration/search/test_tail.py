@@ -5,12 +5,14 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
+from eventlog.tokens import TokenStore
 from tests.integration.server import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -86,3 +88,80 @@ def test_tail_delivers_matching_events_of_the_tenant_within_two_seconds(tmp_path
             "deploy.finish",
             "deploy.rollback",
         ]
+
+
+class _Watch:
+    """A tail read in a thread until the server closes it: when it opened, when it ended, its last frame."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.opened = threading.Event()
+        self.ended_at: float | None = None
+        self.frames: list[str] = []
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(url, token), daemon=True)
+        self._thread.start()
+        assert self.opened.wait(10), self.error
+
+    def _run(self, url: str, token: str) -> None:
+        try:
+            # The read timeout is shorter than the keep-alive: a stream left open fails the test.
+            with httpx.stream(
+                "GET", f"{url}/v1/events/tail", headers={"Authorization": f"Bearer {token}"}, timeout=8
+            ) as answer:
+                assert answer.status_code == 200
+                frame: list[str] = []
+                for line in answer.iter_lines():
+                    self.opened.set()
+                    if line:
+                        frame.append(line)
+                    elif frame:
+                        self.frames.append("\n".join(frame))
+                        frame = []
+            self.ended_at = time.monotonic()
+        except BaseException as exc:  # the test thread reports it
+            self.error = exc
+            self.opened.set()
+
+    def ended(self) -> float:
+        self._thread.join(15)
+        assert self.error is None, repr(self.error)
+        assert self.ended_at is not None, "the tail is still open"
+        return self.ended_at
+
+
+RECHECK_S = 0.5
+
+
+def test_a_tail_ends_soon_after_its_token_is_revoked_or_expires(tmp_path: Path) -> None:
+    env = {"EVENTLOG_TAIL_TOKEN_RECHECK_SECONDS": str(RECHECK_S)}
+    with ServerProcess(tmp_path / "data", env=env) as server:
+        admin = {"Authorization": f"Bearer {server.create_token('ops', 'admin')}"}
+        issued = httpx.post(
+            f"{server.url}/v1/tokens", json={"tenant": "acme", "scopes": ["events:read"]}, headers=admin
+        ).json()
+        watch = _Watch(server.url, issued["secret"])
+        time.sleep(2 * RECHECK_S)  # still valid: still open
+        assert watch.ended_at is None
+        revoked_at = time.monotonic()
+        assert httpx.delete(f"{server.url}/v1/tokens/{issued['id']}", headers=admin).status_code == 200
+        assert watch.ended() - revoked_at < RECHECK_S + 1.5
+        assert watch.frames[-1].startswith("event: end\ndata: ")
+        assert orjson.loads(watch.frames[-1].split("data: ", 1)[1])["error"] == "token_not_valid"
+        reconnect = httpx.get(f"{server.url}/v1/events/tail", headers={"Authorization": f"Bearer {issued['secret']}"})
+        assert reconnect.status_code == 401
+
+        # A token that expires 3 s from now (the CLI and API give days, so it is written to the store directly).
+        store = TokenStore(tmp_path / "data" / "tokens.db")
+        expires_in = 3.0
+        expiring = store.create(
+            tenant="acme",
+            scopes=frozenset({"events:read"}),
+            expires_days=1,
+            now=datetime.now(UTC) - timedelta(days=1) + timedelta(seconds=expires_in),
+        )
+        store.close()
+        opened_at = time.monotonic()
+        watch = _Watch(server.url, expiring.secret)
+        ended = watch.ended() - opened_at
+        assert expires_in - 0.5 < ended < expires_in + RECHECK_S + 1.5
+        assert watch.frames[-1].startswith("event: end")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from pathlib import Path
+
 import pytest
 
-from eventlog.auth import FailureLimiter
-from eventlog.tokens import TokenStore
+from eventlog.auth import Authenticator, AuthError, FailureLimiter, client_network
+from eventlog.tokens import Token, TokenStore
 from tests.app import Service, bearer
 
 
@@ -65,12 +68,105 @@ def test_revoked_and_expired_tokens_are_401(service: Service) -> None:
     assert service.client.get("/v1/events", headers=bearer(issued.secret)).status_code == 401
 
 
-def test_ten_failures_from_one_address_answer_429_with_retry_after(service: Service) -> None:
+def test_over_the_limit_failing_credentials_get_429_and_a_valid_token_still_passes(service: Service) -> None:
+    # One client behind a shared address sends a wrong token; another one there ingests with a valid one.
     good = service.token("acme")
+    assert service.client.post("/v1/events", json={"action": "a"}, headers=bearer(good)).status_code == 201
     for _ in range(service.settings.auth_failure_limit):
         assert service.client.get("/v1/events", headers=bearer("evl_bad")).status_code == 401
-    blocked = service.client.get("/v1/events", headers=bearer(good))
+    blocked = service.client.get("/v1/events", headers=bearer("evl_bad"))
     assert blocked.status_code == 429
-    assert 0 < int(blocked.headers["retry-after"]) <= service.settings.auth_failure_window_seconds
+    retry = int(blocked.headers["retry-after"])
+    assert 0 < retry <= service.settings.auth_failure_window_seconds
+    message = blocked.json()["message"]
+    assert "Check the token" in message
+    assert f"retry after {retry} s" in message
+    assert "Retry-After" in message
     assert "metrics" not in blocked.text
-    assert 'eventlog_auth_failures_total{reason="too_many_failures"} 1.0' in service.client.get("/metrics").text
+    assert service.client.get("/v1/events").status_code == 429
+    assert service.client.post("/v1/events", json={"action": "b"}, headers=bearer(good)).status_code == 201
+    assert service.client.get("/v1/events", headers=bearer(good)).status_code == 200
+    first_use = service.token("acme")  # made by another process meanwhile, never used before
+    assert service.client.post("/v1/events", json={"action": "c"}, headers=bearer(first_use)).status_code == 201
+    assert 'eventlog_auth_failures_total{reason="too_many_failures"} 2.0' in service.client.get("/metrics").text
+
+
+class CountingStore(TokenStore):
+    """A real token store that counts its lookups."""
+
+    lookups = 0
+
+    def authenticate(self, bearer: str, now: datetime | None = None) -> Token | None:
+        self.lookups += 1
+        return super().authenticate(bearer, now)
+
+
+def test_over_the_limit_an_unknown_credential_is_refused_without_a_lookup(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path / "tokens.db")
+    known = store.create(tenant="acme", scopes=frozenset({"events:read"}))
+    auth = Authenticator(store, FailureLimiter(3, 300))
+    for _ in range(3):
+        with pytest.raises(AuthError) as failed:
+            auth.authenticate("Bearer evl_0000000000000000_guess", "10.0.0.7")
+        assert failed.value.status == 401
+    lookups = store.lookups
+    for guess in ("Bearer evl_0000000000000001_guess", f"Bearer {known.secret[:-1]}x", "Bearer", None):
+        with pytest.raises(AuthError) as refused:
+            auth.authenticate(guess, "10.0.0.7")
+        assert refused.value.status == 429
+    assert store.lookups == lookups
+    assert auth.authenticate(f"Bearer {known.secret}", "10.0.0.7").token_id == known.token.id
+    # A token created elsewhere (the CLI) after this server started passes as well.
+    other = TokenStore(tmp_path / "tokens.db")
+    created_elsewhere = other.create(tenant="acme", scopes=frozenset({"events:read"}))
+    assert auth.authenticate(f"Bearer {created_elsewhere.secret}", "10.0.0.7").token_id == created_elsewhere.token.id
+    assert store.lookups == lookups + 2
+    # Revoked elsewhere: the lookup it still gets finds that out, and it is refused from then on.
+    other.revoke(known.token.id)
+    other.close()
+    with pytest.raises(AuthError) as revoked:
+        auth.authenticate(f"Bearer {known.secret}", "10.0.0.7")
+    assert revoked.value.status == 429
+    with pytest.raises(AuthError) as elsewhere:
+        auth.authenticate(f"Bearer {known.secret}", "10.0.0.8")
+    assert elsewhere.value.status == 401
+    store.close()
+
+
+def test_a_token_known_at_start_passes_an_address_over_the_limit(tmp_path: Path) -> None:
+    cli = TokenStore(tmp_path / "tokens.db")
+    issued = cli.create(tenant="acme", scopes=frozenset({"events:write"}))
+    cli.close()
+    store = TokenStore(tmp_path / "tokens.db")
+    auth = Authenticator(store, FailureLimiter(1, 300))
+    with pytest.raises(AuthError):
+        auth.authenticate("Bearer nope", "10.0.0.7")
+    assert auth.authenticate(f"Bearer {issued.secret}", "10.0.0.7").tenant == "acme"
+    store.close()
+
+
+def test_ipv6_clients_count_by_64_and_mapped_ipv4_as_ipv4() -> None:
+    limiter = FailureLimiter(2, 300, Clock())
+    limiter.fail("2001:db8:1:2::1")
+    limiter.fail("2001:db8:1:2:ffff:ffff:ffff:9")
+    assert limiter.retry_after("2001:db8:1:2::abcd") == 300
+    assert limiter.retry_after("2001:db8:1:3::1") is None
+    limiter.fail("::ffff:192.0.2.1")
+    limiter.fail("192.0.2.1")
+    assert limiter.retry_after("192.0.2.1") == 300
+    assert limiter.retry_after("192.0.2.2") is None
+    assert client_network("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert client_network("testclient") == "testclient"
+
+
+def test_the_limiter_table_is_bounded_and_forgets_the_longest_quiet_first() -> None:
+    clock = Clock()
+    limiter = FailureLimiter(1, 300, clock, max_networks=3)
+    for n in range(1, 6):
+        limiter.fail(f"10.0.0.{n}")
+        clock.now += 1
+    assert len(limiter) == 3
+    assert [limiter.retry_after(f"10.0.0.{n}") is not None for n in range(1, 6)] == [False, False, True, True, True]
+    clock.now += 300
+    limiter.fail("10.0.0.9")
+    assert len(limiter) == 1  # the others' failures aged out

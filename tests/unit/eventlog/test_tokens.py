@@ -47,3 +47,40 @@ def test_revoking_unknown_id_says_how_to_find_ids(store: TokenStore) -> None:
     with pytest.raises(TokenError, match="tokens list"):
         store.revoke("nope")
     store.close()
+
+
+def test_known_answers_from_memory_for_tokens_seen_live(store: TokenStore, tmp_path: Path) -> None:
+    created = store.create(tenant="acme", scopes=frozenset({"events:read"}))
+    assert store.known(created.secret)
+    assert not store.known(created.secret[:-1] + "x")
+    assert not store.known("evl_0000000000000000_x")
+    assert not store.known("garbage")
+    elsewhere = TokenStore(tmp_path / "tokens.db")
+    later = elsewhere.create(tenant="acme", scopes=frozenset({"events:read"}))
+    expired = elsewhere.create(
+        tenant="acme", scopes=frozenset({"events:read"}), expires_days=1, now=datetime.now(UTC) - timedelta(days=2)
+    )
+    assert store.known(later.secret)  # created by another process: read again since the table changed
+    reopened = TokenStore(tmp_path / "tokens.db")
+    assert reopened.known(created.secret)
+    assert reopened.known(later.secret)
+    assert not reopened.known(expired.secret)
+    reopened.revoke(created.token.id)
+    assert not reopened.known(created.secret)
+    assert store.known(created.secret)  # revoked elsewhere: stale until the lookup it still allows
+    assert store.authenticate(created.secret) is None
+    assert not store.known(created.secret)
+    for opened in (elsewhere, reopened):
+        opened.close()
+    store.close()
+
+
+def test_is_live_follows_revocation_and_expiry(store: TokenStore) -> None:
+    now = datetime.now(UTC)
+    issued = store.create(tenant="acme", scopes=frozenset({"events:read"}), expires_days=1, now=now)
+    assert store.is_live(issued.token.id, now=now)
+    assert not store.is_live(issued.token.id, now=now + timedelta(days=1))
+    assert not store.is_live("0000000000000000")
+    store.revoke(issued.token.id)
+    assert not store.is_live(issued.token.id, now=now)
+    store.close()

@@ -40,3 +40,30 @@ def test_a_queue_needs_the_bucket_it_is_about(tmp_path: Path) -> None:
 def test_a_queue_name_instead_of_its_url_stops_the_start(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="is not a queue URL"):
         _poller(tmp_path, cloudtrail_bucket="trail", cloudtrail_sqs_queue_url="cloudtrail-files")
+
+
+async def test_the_public_summary_says_failing_without_the_bucket_or_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    # Nothing listens on port 1: the run fails at once, with the endpoint and bucket in its error.
+    poller = _poller(tmp_path, cloudtrail_bucket="secret-trail-bucket", cloudtrail_endpoint_url="http://127.0.0.1:1")
+    assert poller.summary() == {
+        "mode": "list",
+        "state": "not_run",
+        "runs": 0,
+        "integrity": {"state": "ok", "failure_count": 0},
+    }
+    assert await poller.run_once() is None
+    summary = poller.summary()
+    assert (summary["state"], summary["runs"]) == ("failing", 1)
+    assert "secret-trail-bucket" in str(poller.status())
+    assert "127.0.0.1" in str(poller.status()["last_error"])
+    assert "secret-trail-bucket" not in str(summary)
+    assert "127.0.0.1" not in str(summary)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import date
 from pathlib import Path
+
+import orjson
 
 from eventlog.canonical import canonical_json
 from eventlog.journal import Journal, Prepared
 from retention.embedded import EmbeddedExpiry
 from retention.lock import SqliteLock
 from retention.policy import Policy
-from retention.run import Retention
+from retention.run import Report, Retention
 from retention.scheduler import Scheduler
+from retention.store import TenantDay
 
 
 def _scheduler(tmp_path: Path, interval_seconds: float) -> Scheduler:
@@ -86,3 +90,26 @@ async def test_a_node_without_the_lock_still_expires_its_own_journal(tmp_path: P
         assert lock.last_completed() is None  # the shared run was never this node's
     finally:
         journal.close()
+
+
+def test_the_public_summary_has_state_and_counts_but_no_tenant_key_or_error_text(tmp_path: Path) -> None:
+    scheduler = _scheduler(tmp_path, interval_seconds=3600)
+    assert scheduler.summary() == {"state": "not_run", "removed_events": 0, "failure_count": 0}
+    scheduler.last = Report(
+        today=date(2026, 3, 1),
+        dry_run=False,
+        removed=[TenantDay("gone-tenant", date(2026, 1, 1), 7)],
+        archived=[{"tenant": "gone-tenant", "key": "eventlog-archive/gone-tenant/2026-01-01.ndjson.gz"}],
+        held=[TenantDay("tenant-on-hold", date(2026, 1, 1), 3)],
+        failures=["archive of secret-tenant 2026-01-02 failed: AccessDenied"],
+    )
+    summary = scheduler.summary()
+    assert summary == {"state": "failing", "removed_events": 7, "failure_count": 1}
+    status = orjson.dumps(scheduler.status()).decode()
+    for private in ("gone-tenant", "tenant-on-hold", "secret-tenant", "eventlog-archive/", "AccessDenied"):
+        assert private in status
+        assert private not in orjson.dumps(summary).decode()
+    scheduler.last, scheduler.last_error = Report(today=date(2026, 3, 2), dry_run=False), None
+    assert scheduler.summary()["state"] == "ok"
+    scheduler.last_error = "RuntimeError: the lock store is read-only"
+    assert scheduler.summary() == {"state": "failing", "removed_events": 0, "failure_count": 0}

@@ -240,7 +240,7 @@ def _posted(record: dict[str, Any]) -> bool:
 
 
 def _syslog_state(service: Service) -> dict[str, Any]:
-    state: dict[str, Any] = service.client.get("/readyz").json()["sinks"]["syslog"]
+    state: dict[str, Any] = service.readiness()["sinks"]["syslog"]
     return state
 
 

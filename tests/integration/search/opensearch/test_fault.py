@@ -257,8 +257,8 @@ class SinkView:
     last_error: str | None
 
 
-def sink_view(http: httpx.Client, started: float) -> SinkView:
-    answer = http.get("/readyz")
+def sink_view(http: httpx.Client, started: float, admin: str) -> SinkView:
+    answer = http.get("/readyz", headers={"Authorization": f"Bearer {admin}"})
     sink = answer.json()["sinks"]["opensearch"]
     return SinkView(
         round(time.monotonic() - started, 1),
@@ -353,7 +353,7 @@ def test_ingest_survives_opensearch_outage_and_every_event_is_indexed_exactly_on
 
         # 1. Warm-up with the node up: the sink delivers.
         time.sleep(WARM_UP_S)
-        before = sink_view(http, started)
+        before = sink_view(http, started, admin)
         assert load.acked_in("warm-up") > 0, f"no event acknowledged in {WARM_UP_S} s: {load.problems[:5]}"
         assert before.last_error is None, before
         search.post(f"/{alias}/_refresh")
@@ -368,7 +368,7 @@ def test_ingest_survives_opensearch_outage_and_every_event_is_indexed_exactly_on
         letters_during: list[dict[str, Any]] = []
         while time.monotonic() - killed_at < OUTAGE_S:
             time.sleep(READYZ_EVERY_S)
-            views.append(sink_view(http, started))
+            views.append(sink_view(http, started, admin))
             if len(views) == int(OUTAGE_S / READYZ_EVERY_S) // 2:
                 letters_during = dead_letters(http, admin)
         assert not load.problems, "\n".join(load.problems[:20])
@@ -382,10 +382,10 @@ def test_ingest_survives_opensearch_outage_and_every_event_is_indexed_exactly_on
         stopped_at = time.monotonic()
 
         # 4. The sink catches up.
-        final = sink_view(http, started)
+        final = sink_view(http, started, admin)
         while final.lag_events > 0 and time.monotonic() - stopped_at < CATCH_UP_S:
             time.sleep(0.2)
-            final = sink_view(http, started)
+            final = sink_view(http, started, admin)
         caught_up_s = time.monotonic() - stopped_at
         refreshed = search.post(f"/{alias}/_refresh")
         assert refreshed.status_code == 200, refreshed.text
