@@ -53,7 +53,9 @@ def render(page: str) -> str:
     """The page with the text between the markers replaced by the current table."""
     head, found, rest = page.partition(START)
     if not found or END not in rest:
-        raise ValueError(f"{PAGE} lacks the markers around the settings table; put back the lines {START!r} and {END!r}")
+        raise ValueError(
+            f"{PAGE} lacks the markers around the settings table; put back the lines {START!r} and {END!r}"
+        )
     _, _, tail = rest.partition(END)
     return f"{head}{START}\n{table()}\n{END}{tail}"
 

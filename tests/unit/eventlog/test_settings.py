@@ -17,7 +17,9 @@ def test_setting_is_described_and_documented(name: str) -> None:
     field = Settings.model_fields[name]
     assert field.description, f"{name} needs a description"
     row = next((line for line in PAGE.splitlines() if line.startswith(f"| `EVENTLOG_{name.upper()}` |")), None)
-    assert row is not None, f"docs/configuration.md lacks EVENTLOG_{name.upper()}; run python -m eventlog.settings_reference"
+    assert row is not None, (
+        f"docs/configuration.md lacks EVENTLOG_{name.upper()}; run python -m eventlog.settings_reference"
+    )
 
 
 def test_environment_is_read_with_prefix_and_unknown_fields_refused(monkeypatch: pytest.MonkeyPatch) -> None:
