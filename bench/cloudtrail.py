@@ -9,7 +9,7 @@ does (or ``S3_ENDPOINT_URL`` when set).
 
 The clock starts when `import_cloudtrail` starts (listing included) and stops when it returns, that is
 when every event has been acknowledged by the journal writer (committed, fsync included) and every file
-checkpointed. The journal, checkpoint store and mapping are eventlog's own (ingest/cloudtrail.py and the
+checkpointed. The journal, checkpoint store and mapping are eventlog's own (ingest/cloudtrail/importer.py and the
 modules it uses), with the default settings; as `eventlog cloudtrail import` does, what was built before the
 import is frozen out of the garbage collector's sight (gc.freeze). Rate = N / that time. The run checks that
 the journal holds N events.
@@ -52,9 +52,9 @@ import orjson
 from bench.harness import CpuMeter, CpuUse, Figure, own_cpu_seconds, print_results, process_cpu_seconds
 from eventlog.journal import Journal
 from eventlog.settings import Settings
-from ingest.cloudtrail import import_cloudtrail
-from ingest.cloudtrail_checkpoints import CheckpointStore
-from ingest.cloudtrail_mapping import limits_of
+from ingest.cloudtrail.checkpoints import CheckpointStore
+from ingest.cloudtrail.importer import import_cloudtrail
+from ingest.cloudtrail.mapping import limits_of
 from tests.s3_server import start_s3
 
 TARGET_RECORDS_PER_S = 20_000.0

@@ -181,10 +181,10 @@ def _cloudtrail_import(args: argparse.Namespace) -> int:
 
     from eventlog.journal import Journal
     from eventlog.service import stream_name
-    from ingest.cloudtrail import import_cloudtrail
-    from ingest.cloudtrail_checkpoints import CheckpointStore
-    from ingest.cloudtrail_digest import load_public_keys
-    from ingest.cloudtrail_mapping import limits_of
+    from ingest.cloudtrail.checkpoints import CheckpointStore
+    from ingest.cloudtrail.digest import load_public_keys
+    from ingest.cloudtrail.importer import import_cloudtrail
+    from ingest.cloudtrail.mapping import limits_of
 
     settings = _settings(args, cloudtrail_endpoint_url=args.endpoint_url)
     public_keys = load_public_keys(settings.cloudtrail_digest_public_keys) or None

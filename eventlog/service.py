@@ -33,7 +33,7 @@ from eventlog.token_api import router as token_router
 from eventlog.tokens import TokenStore
 from eventlog.ui import mount_ui
 from ingest.api import router as ingest_router
-from ingest.cloudtrail_poll import CloudTrailPoller
+from ingest.cloudtrail.poll import CloudTrailPoller
 from ingest.emitters import JournalEmitter
 from ingest.middleware import AuditMiddleware, Call
 from retention.api import router as retention_router

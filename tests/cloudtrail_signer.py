@@ -1,7 +1,7 @@
 """Digest files made and signed the way CloudTrail makes them, for tests (no AWS private key can be had).
 
 Written from the AWS CloudTrail user guide ("CloudTrail digest file structure", "Custom implementations of
-CloudTrail log file integrity validation"), not from ingest/cloudtrail_digest.py, so that the tests check
+CloudTrail log file integrity validation"), not from ingest/cloudtrail/digest.py, so that the tests check
 that module against the documented format rather than against itself:
 
 - the digest is gzip JSON at

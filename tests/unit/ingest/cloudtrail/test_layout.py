@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.cloudtrail_layout import Trail, locate_key
-from tests.unit.ingest.test_cloudtrail_sqs import DIGEST, LOG, ROOT
+from ingest.cloudtrail.layout import Trail, locate_key
+from tests.unit.ingest.cloudtrail.test_sqs import DIGEST, LOG, ROOT
 
 
 def test_locate_key_finds_the_trail_of_log_and_digest_files() -> None:

@@ -22,12 +22,12 @@ from fastapi.testclient import TestClient
 
 from eventlog.cli import main
 from eventlog.service import create_app
-from ingest.cloudtrail_mapping import NAMESPACE, event_id
+from ingest.cloudtrail.mapping import NAMESPACE, event_id
 from tests.app import Service, bearer, make_settings
 
 pytestmark = pytest.mark.s3
 
-DATA = Path(__file__).parents[2] / "fixtures" / "cloudtrail"
+DATA = Path(__file__).parents[3] / "fixtures" / "cloudtrail"
 ALPHA, BETA, UNMAPPED = "111111111111", "222222222222", "333333333333"
 ORG = "o-abcdefghij"
 NOW = datetime.now(UTC)

@@ -418,7 +418,7 @@ def prepare(record: Any, *, tenant: str, limits: Limits, received_at: datetime) 
     _map builds every field within EventIn's constraints (identifiers and names through _text, details through
     _fit, the address through _ip, the rest constants), so validating its output again only repeated the work,
     and was half of an import's time: the document is built here, after the one check EventIn would add (the
-    time not too far in the future). tests/unit/ingest/test_cloudtrail_mapping.py checks on real and generated
+    time not too far in the future). tests/unit/ingest/cloudtrail/test_mapping.py checks on real and generated
     records that EventIn accepts every mapped event and that both documents are equal.
     """
     raw, when, jcs, text = _in_window(record, limits, received_at, tenant)

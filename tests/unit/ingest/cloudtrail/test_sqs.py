@@ -2,7 +2,7 @@
 
 The bodies are shaped as AWS documents them (S3 user guide, "Event message structure"; CloudTrail user
 guide, "Configuring Amazon SNS notifications for CloudTrail"). The queue itself is an in-memory fake here;
-tests/integration/ingest/test_cloudtrail_sqs.py runs the same against moto's SQS server.
+tests/integration/ingest/cloudtrail/test_sqs.py runs the same against moto's SQS server.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from urllib.parse import quote_plus
 import pytest
 from botocore.exceptions import ClientError
 
-from ingest.cloudtrail_sqs import (
+from ingest.cloudtrail.sqs import (
     MalformedMessage,
     MessageCounts,
     Notification,

@@ -2,7 +2,7 @@
 
 moto serves S3 and SQS on one loopback port: the bucket holds real CloudTrail log files from
 tests/fixtures/cloudtrail (see SOURCES.md there), and the queue gets notifications shaped as S3, SNS and
-CloudTrail send them (tests/unit/ingest/test_cloudtrail_sqs.py builds them).
+CloudTrail send them (tests/unit/ingest/cloudtrail/test_sqs.py builds them).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from fastapi.testclient import TestClient
 from eventlog.service import create_app
 from eventlog.settings import Settings
 from tests.app import Service, make_settings
-from tests.integration.ingest.test_cloudtrail_digest import CONSOLE, FEDERATION, LEAVE, Trail
-from tests.integration.ingest.test_cloudtrail_import import ALPHA, Bucket, _key, _log_file, _recent, _records
-from tests.integration.ingest.test_cloudtrail_poll import _metric, _wait
-from tests.unit.ingest.test_cloudtrail_sqs import TEST_EVENT, s3_event, sns
+from tests.integration.ingest.cloudtrail.test_digest import CONSOLE, FEDERATION, LEAVE, Trail
+from tests.integration.ingest.cloudtrail.test_import import ALPHA, Bucket, _key, _log_file, _recent, _records
+from tests.integration.ingest.cloudtrail.test_poll import _metric, _wait
+from tests.unit.ingest.cloudtrail.test_sqs import TEST_EVENT, s3_event, sns
 
 pytestmark = pytest.mark.s3
 
@@ -57,7 +57,7 @@ def _put(bucket: Bucket, key: str, body: bytes) -> str:
 
 
 def _actions(*fixtures: str) -> list[str]:
-    """The actions the records of these fixture files map to (ingest/cloudtrail_mapping.py, `_map`)."""
+    """The actions the records of these fixture files map to (ingest/cloudtrail/mapping.py, `_map`)."""
     records = [r for name in fixtures for r in _records(name)]
     return sorted(f"aws.{r['eventSource'].removesuffix('.amazonaws.com')}.{r['eventName']}" for r in records)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from ingest.cloudtrail_logfile import LogFile, MalformedFile, iter_records
-from tests.unit.ingest.test_cloudtrail_mapping import TRAILSCRAPER, _records
+from ingest.cloudtrail.logfile import LogFile, MalformedFile, iter_records
+from tests.unit.ingest.cloudtrail.test_mapping import TRAILSCRAPER, _records
 
 
 def _gz(data: bytes) -> io.BytesIO:

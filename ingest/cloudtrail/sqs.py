@@ -32,7 +32,7 @@ import boto3
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ingest.cloudtrail_layout import locate_key
+from ingest.cloudtrail.layout import locate_key
 
 __all__ = [
     "BATCH_MESSAGES",

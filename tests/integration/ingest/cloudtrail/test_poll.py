@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from eventlog.service import create_app
 from tests.app import Service, make_settings
-from tests.integration.ingest.test_cloudtrail_import import (
+from tests.integration.ingest.cloudtrail.test_import import (
     ALPHA,
     BETA,
     Bucket,
@@ -139,5 +139,5 @@ def test_records_naming_another_account_than_their_key_are_counted(s3_endpoint_u
         text = _wait("the skipped record", counted)
         assert _metric(text, name) == 1
         assert _metric(text, "eventlog_cloudtrail_imported_total") == 0
-        summary = client.get("/readyz").json()["cloudtrail"]["last_summary"]
+        summary = Service(client, settings).readiness()["cloudtrail"]["last_summary"]
         assert summary["skipped"] == {"account_mismatch": 1}

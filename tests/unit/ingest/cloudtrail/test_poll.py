@@ -9,7 +9,7 @@ import pytest
 from eventlog.journal import Journal
 from eventlog.metrics import Metrics
 from eventlog.settings import Settings
-from ingest.cloudtrail_poll import CloudTrailPoller
+from ingest.cloudtrail.poll import CloudTrailPoller
 
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/111111111111/cloudtrail-files"
 

@@ -20,7 +20,7 @@ from eventlog.cli import main
 from eventlog.service import create_app
 from tests.app import Service, make_settings
 from tests.cloudtrail_signer import DigestObject, TrailSigner
-from tests.integration.ingest.test_cloudtrail_import import (
+from tests.integration.ingest.cloudtrail.test_import import (
     ALPHA,
     BETA,
     NOW,
@@ -32,7 +32,7 @@ from tests.integration.ingest.test_cloudtrail_import import (
     _recent,
     _records,
 )
-from tests.integration.ingest.test_cloudtrail_poll import _metric, _wait
+from tests.integration.ingest.cloudtrail.test_poll import _metric, _wait
 
 pytestmark = pytest.mark.s3
 

@@ -1,5 +1,5 @@
 """The service's CloudTrail import into the live journal: `import_cloudtrail` every interval, or, with
-settings.cloudtrail_sqs_queue_url, the files S3 event notifications in that queue name (ingest/cloudtrail_sqs.py).
+settings.cloudtrail_sqs_queue_url, the files S3 event notifications in that queue name (ingest/cloudtrail/sqs.py).
 
 Each run goes through the service's own `Journal` object (its one writer thread), so no second writer ever
 opens the journal file. The run itself (boto3 listing and reads, gzip, ijson, mapping) is blocking work, so it
@@ -26,11 +26,11 @@ import boto3
 from eventlog.journal import Appended, Journal, Prepared
 from eventlog.metrics import Metrics
 from eventlog.settings import Settings
-from ingest.cloudtrail import ImportStats, import_cloudtrail, import_cloudtrail_keys
-from ingest.cloudtrail_checkpoints import CheckpointStore
-from ingest.cloudtrail_digest import load_public_keys
-from ingest.cloudtrail_mapping import limits_of
-from ingest.cloudtrail_sqs import MessageCounts, QueueConsumer, check_queue_url, sqs_client
+from ingest.cloudtrail.checkpoints import CheckpointStore
+from ingest.cloudtrail.digest import load_public_keys
+from ingest.cloudtrail.importer import ImportStats, import_cloudtrail, import_cloudtrail_keys
+from ingest.cloudtrail.mapping import limits_of
+from ingest.cloudtrail.sqs import MessageCounts, QueueConsumer, check_queue_url, sqs_client
 
 __all__ = ["CloudTrailPoller"]
 

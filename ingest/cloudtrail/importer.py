@@ -1,18 +1,18 @@
 """Import AWS CloudTrail log files from S3 into the journal.
 
-Every new log file of every trail under a bucket and prefix (ingest/cloudtrail_layout.py) is read as a stream
-(ingest/cloudtrail_logfile.py), so memory holds one record plus a few batches of at most ``BATCH_EVENTS``
-mapped events (ingest/cloudtrail_mapping.py), whatever the size of the file. Digest files
-(``CloudTrail-Digest/``) are read too when public keys are configured: see ingest/cloudtrail_digest.py.
+Every new log file of every trail under a bucket and prefix (ingest/cloudtrail/layout.py) is read as a stream
+(ingest/cloudtrail/logfile.py), so memory holds one record plus a few batches of at most ``BATCH_EVENTS``
+mapped events (ingest/cloudtrail/mapping.py), whatever the size of the file. Digest files
+(``CloudTrail-Digest/``) are read too when public keys are configured: see ingest/cloudtrail/digest.py.
 
 A file's records go to the tenant `tenants` maps the account of its key to (``AWSLogs/[o-orgid/]<account>/``);
 records naming another recipientAccountId are skipped and counted (``account_mismatch``).
 
 A checkpoint per (bucket, prefix, account, region) in ``cloudtrail.db`` in the
-data dir (ingest/cloudtrail_checkpoints.py) remembers the newest key read and every key read in the last days,
+data dir (ingest/cloudtrail/checkpoints.py) remembers the newest key read and every key read in the last days,
 so a re-run reads only new files; late deliveries into a day already read are
 still picked up (listing restarts one day before the newest key). `import_cloudtrail_keys` reads, instead of
-a listing, the keys S3 event notifications name (ingest/cloudtrail_sqs.py), by the same rules.
+a listing, the keys S3 event notifications name (ingest/cloudtrail/sqs.py), by the same rules.
 
 Integrity: the SHA-256 of every log file's uncompressed content is computed
 while it is read and kept with its checkpoint. A log file that a valid digest
@@ -37,11 +37,11 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from eventlog.journal import Appended, Prepared
-from ingest.cloudtrail_checkpoints import CheckpointStore
-from ingest.cloudtrail_digest import IntegrityFailure, S3Client, verify_digests, verify_new_digests
-from ingest.cloudtrail_layout import Trail, discover_trails, list_new_files, locate_key, start_day
-from ingest.cloudtrail_logfile import LogFile, MalformedFile, content_sha256, iter_records
-from ingest.cloudtrail_mapping import Limits, SkipRecord, prepare
+from ingest.cloudtrail.checkpoints import CheckpointStore
+from ingest.cloudtrail.digest import IntegrityFailure, S3Client, verify_digests, verify_new_digests
+from ingest.cloudtrail.layout import Trail, discover_trails, list_new_files, locate_key, start_day
+from ingest.cloudtrail.logfile import LogFile, MalformedFile, content_sha256, iter_records
+from ingest.cloudtrail.mapping import Limits, SkipRecord, prepare
 
 __all__ = ["ImportStats", "import_cloudtrail", "import_cloudtrail_keys"]
 

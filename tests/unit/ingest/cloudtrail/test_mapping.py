@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from eventlog.canonical import canonical_json
 from eventlog.model import MAX_DETAILS_STRING, EventIn, _depth, reserved_id, to_document
-from ingest.cloudtrail_mapping import (
+from ingest.cloudtrail.mapping import (
     ID_PREFIX,
     NAMESPACE,
     SOURCE,
@@ -36,7 +36,7 @@ from ingest.cloudtrail_mapping import (
     to_event,
 )
 
-DATA = Path(__file__).parents[2] / "fixtures" / "cloudtrail"
+DATA = Path(__file__).parents[3] / "fixtures" / "cloudtrail"
 TRAILSCRAPER = DATA / "111111111111_CloudTrail_eu-central-1_20171211T1505Z_A6kvhMoVeCsc7v8U.json"
 
 

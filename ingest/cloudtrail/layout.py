@@ -7,7 +7,7 @@ Layout read (AWS CloudTrail user guide)::
         <account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<unique>.json.gz
 
 Insights (``CloudTrail-Insight/``) are not read; digest files lie in ``CloudTrail-Digest/<region>/`` next to
-``CloudTrail/`` (see ingest/cloudtrail_digest.py). Listing restarts one day before the newest key read, so late
+``CloudTrail/`` (see ingest/cloudtrail/digest.py). Listing restarts one day before the newest key read, so late
 deliveries into a day already read are still picked up.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from ingest.cloudtrail_digest import S3Client
+from ingest.cloudtrail.digest import S3Client
 
 __all__ = ["NotifiedKey", "Trail", "discover_trails", "list_new_files", "locate_key", "start_day"]
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from ingest.cloudtrail_digest import (
+from ingest.cloudtrail.digest import (
     DigestError,
     Link,
     check_link,

@@ -6,8 +6,8 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingest.cloudtrail_digest import DigestStore
-from ingest.cloudtrail_layout import Trail
+from ingest.cloudtrail.digest import DigestStore
+from ingest.cloudtrail.layout import Trail
 
 __all__ = ["CheckpointStore"]
 
