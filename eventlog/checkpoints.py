@@ -14,9 +14,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from eventlog import journal_meta
 from eventlog.canonical import canonical_json
 from eventlog.journal import Journal
+from eventlog.journal import checkpoints as rows
 from eventlog.model import format_time
 
 log = logging.getLogger(__name__)
@@ -78,23 +78,11 @@ def is_valid(key: Ed25519PublicKey, checkpoint: Checkpoint) -> bool:
 
 
 def store(conn: sqlite3.Connection, checkpoint: Checkpoint) -> None:
-    conn.execute(
-        "INSERT OR IGNORE INTO checkpoints (stream, seq, hash, time, signature) VALUES (?, ?, ?, ?, ?)",
-        (checkpoint.stream, checkpoint.seq, checkpoint.hash, checkpoint.time, checkpoint.signature),
-    )
-    journal_meta.record_checkpoint(conn, checkpoint.seq)
-
-
-def latest_seq(conn: sqlite3.Connection, stream: str) -> int:
-    row = conn.execute("SELECT MAX(seq) FROM checkpoints WHERE stream = ?", (stream,)).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    rows.insert(conn, (checkpoint.stream, checkpoint.seq, checkpoint.hash, checkpoint.time, checkpoint.signature))
 
 
 def load_all(conn: sqlite3.Connection, stream: str) -> list[Checkpoint]:
-    rows = conn.execute(
-        "SELECT stream, seq, hash, time, signature FROM checkpoints WHERE stream = ? ORDER BY seq", (stream,)
-    ).fetchall()
-    return [Checkpoint(*row) for row in rows]
+    return [Checkpoint(*row) for row in rows.rows(conn, stream)]
 
 
 class Checkpointer:
@@ -108,7 +96,7 @@ class Checkpointer:
     def _write(self, conn: sqlite3.Connection) -> Checkpoint | None:
         # Runs in the journal's writer thread, so last_seq/last_hash are settled.
         journal = self._journal
-        if journal.last_seq == 0 or latest_seq(conn, journal.stream) >= journal.last_seq:
+        if journal.last_seq == 0 or rows.latest_seq(conn, journal.stream) >= journal.last_seq:
             return None
         checkpoint = sign(
             self._key, stream=journal.stream, seq=journal.last_seq, hash=journal.last_hash, at=datetime.now(UTC)

@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 import logging
 import random
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from eventlog.journal import DeadLetter, Entry, Journal, purge_delivered
+from eventlog.journal import DeadLetter, Entry, Journal, delivery, purge_delivered
 from eventlog.metrics import Metrics
 from eventlog.sink import Rejection, Sink
 
@@ -107,18 +106,7 @@ class FanOut:
         entries = await asyncio.to_thread(self._journal.read_seqs, sorted({letter.seq for letter in letters}))
         rejected = {r.seq: r.reason for r in await sink.deliver(entries)} if entries else {}
         now = time.time()
-
-        def settle(conn: sqlite3.Connection) -> None:
-            for letter in letters:
-                if letter.seq in rejected:
-                    conn.execute(
-                        "UPDATE dead_letters SET reason = ?, created_at = ? WHERE id = ?",
-                        (rejected[letter.seq], now, letter.id),
-                    )
-                else:
-                    conn.execute("DELETE FROM dead_letters WHERE id = ?", (letter.id,))
-
-        await self._journal.call(settle)
+        await self._journal.call(lambda conn: delivery.settle_redrive(conn, letters, rejected, now))
         again = sum(1 for letter in letters if letter.seq in rejected)
         return len(letters) - again, again
 
@@ -172,24 +160,9 @@ class FanOut:
             self._metrics.sink_delivered.labels(sink.name).inc(len(entries) - len(rejected))
 
     async def _advance(self, name: str, entries: Sequence[Entry], rejected: Sequence[Rejection]) -> None:
-        by_seq = {e.seq: e for e in entries}
-        last = entries[-1].seq
+        refused = {r.seq: r.reason for r in rejected}
         now = time.time()
-
-        def write(conn: sqlite3.Connection) -> None:
-            for rejection in rejected:
-                entry = by_seq[rejection.seq]
-                conn.execute(
-                    "INSERT INTO dead_letters (sink, seq, event_id, tenant, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (name, entry.seq, entry.id, entry.tenant, rejection.reason, now),
-                )
-            conn.execute(
-                "INSERT INTO sink_cursors (sink, seq, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
-                (name, last, now),
-            )
-
-        await self._journal.call(write)
+        await self._journal.call(lambda conn: delivery.advance(conn, name, entries, refused, now))
         if rejected:
             self._metrics.sink_dead_letters.labels(name).inc(len(rejected))
             log.error("sink rejected events; moved to dead letters", extra={"sink": name, "count": len(rejected)})

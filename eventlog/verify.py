@@ -1,6 +1,6 @@
 """`eventlog verify`: re-walk the journal's chain, check every signed checkpoint, and say what went unchecked.
 
-Besides the chain, it holds the journal against its own bookkeeping (`journal_meta`): a tail
+Besides the chain, it holds the journal against its own bookkeeping (`eventlog.journal.history`): a tail
 cut after the recorded head, a prefix gone that no purge removed, a recorded checkpoint gone.
 """
 
@@ -12,9 +12,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from eventlog import checkpoints, journal_meta
+from eventlog import checkpoints
 from eventlog.chain import GENESIS, StoredLink, walk
-from eventlog.journal import connect, read_links
+from eventlog.journal import connect, first_seq, read_links, stream_of
+from eventlog.journal.history import History
+from eventlog.journal.history import read as history_of
 
 _REOPEN = "start `eventlog serve` on the data dir once to record it"
 
@@ -66,12 +68,10 @@ def verify_journal(
     conn = connect(journal_path, readonly=True)
     try:
         report = Report(signatures_checked=key is not None)
-        row = conn.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()
-        report.stream = row[0] if row else ""
-        history = journal_meta.read(conn)
+        report.stream = stream_of(conn)
+        history = history_of(conn)
         report.problems.extend(history.malformed)
-        first = conn.execute("SELECT seq FROM events ORDER BY seq LIMIT 1").fetchone()
-        report.first_seq = int(first[0]) if first is not None else None
+        report.first_seq = first_seq(conn)
         start_prev = _check_prefix(report, history)
         hashes: dict[int, str] = {}
         links = _counted(read_links(conn), report, hashes)
@@ -83,7 +83,7 @@ def verify_journal(
         conn.close()
 
 
-def _check_prefix(report: Report, history: journal_meta.History) -> str | None:
+def _check_prefix(report: Report, history: History) -> str | None:
     """Whether the journal starts where its last purge ended; answers the hash its first event must link to."""
     first, purged = report.first_seq, history.purged_seq
     if purged is None or history.purged_hash is None:
@@ -113,7 +113,7 @@ def _check_prefix(report: Report, history: journal_meta.History) -> str | None:
     return None
 
 
-def _check_tail(report: Report, history: journal_meta.History) -> None:
+def _check_tail(report: Report, history: History) -> None:
     head, last = history.head_seq, report.last_seq
     if head is None:
         if report.events:
@@ -134,7 +134,7 @@ def _check_tail(report: Report, history: journal_meta.History) -> None:
 
 def _check_checkpoints(
     report: Report,
-    history: journal_meta.History,
+    history: History,
     signed: list[checkpoints.Checkpoint],
     hashes: dict[int, str],
     key: Ed25519PublicKey | None,

@@ -15,7 +15,8 @@ from datetime import date, datetime
 
 import orjson
 
-from eventlog.journal_meta import delete_prefix
+from eventlog.journal import delivery
+from eventlog.journal import expiry as journal
 from retention.policy import Policy
 
 _BATCH = 5_000
@@ -46,26 +47,22 @@ def expire_journal(
 ) -> JournalExpiry:
     """Run in the journal's writer thread (`Journal.call`, one transaction) so it orders with appends."""
     dead = _expired_dead_letters(conn, policy, today)
-    dead_seqs = {seq for _, seq in conn.execute("SELECT id, seq FROM dead_letters")} - {seq for _, seq in dead}
-    cursors = dict(conn.execute("SELECT sink, seq FROM sink_cursors").fetchall())
-    delivered = min((int(cursors.get(name, 0)) for name in sinks), default=0)
-    head = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+    dead_seqs = journal.dead_letter_seqs(conn) - {seq for _, seq in dead}
+    cursors = delivery.cursors(conn)
+    delivered = min((cursors.get(name, 0) for name in sinks), default=0)
+    head = journal.head_seq(conn)
     stop = _first_kept(conn, policy, today, min(delivered, head - 1), dead_seqs)
-    events = conn.execute(
-        "SELECT COUNT(*) FROM events WHERE seq < ?", (stop if stop is not None else head,)
-    ).fetchone()[0]
+    events = journal.count_before(conn, stop if stop is not None else head)
     checkpoints = _expired_checkpoints(conn, policy, today)
     if not dry_run:  # Journal.call wraps this in one transaction
-        conn.executemany("DELETE FROM dead_letters WHERE id = ?", [(i,) for i, _ in dead])
-        delete_prefix(conn, stop if stop is not None else head)
-        conn.executemany("DELETE FROM checkpoints WHERE stream = ? AND seq = ?", checkpoints)
+        journal.delete_dead_letters(conn, (i for i, _ in dead))
+        journal.delete_prefix(conn, stop if stop is not None else head)
+        journal.delete_checkpoints(conn, checkpoints)
     return JournalExpiry(events, len(dead), len(checkpoints), stop)
 
 
 def _expired_dead_letters(conn: sqlite3.Connection, policy: Policy, today: date) -> list[tuple[int, int]]:
-    rows = conn.execute(
-        "SELECT d.id, d.seq, d.tenant, e.document FROM dead_letters d LEFT JOIN events e ON e.seq = d.seq"
-    ).fetchall()
+    rows = journal.dead_letters_with_documents(conn)
     # A dead letter whose event already left the journal has nothing left to redrive.
     return [(i, seq) for i, seq, tenant, doc in rows if doc is None or policy.due(tenant, _day(doc), today)]
 
@@ -76,9 +73,7 @@ def _first_kept(
     """The seq of the first row that must stay; None when every row up to the head may go."""
     after = 0
     while True:
-        rows = conn.execute(
-            "SELECT seq, tenant, document FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, _BATCH)
-        ).fetchall()
+        rows = journal.events_after(conn, after, _BATCH)
         if not rows:
             return None
         for seq, tenant, document in rows:
@@ -100,10 +95,7 @@ def _expired_checkpoints(conn: sqlite3.Connection, policy: Policy, today: date) 
         if hold.active:
             start = hold.since.date() if hold.since is not None else date.min
             oldest_needed = min(oldest_needed, start)
-    rows = conn.execute(
-        "SELECT stream, seq, time FROM checkpoints c "
-        "WHERE seq < (SELECT MAX(seq) FROM checkpoints n WHERE n.stream = c.stream)"
-    ).fetchall()
+    rows = journal.checkpoints_but_newest(conn)
     expired: list[tuple[str, int]] = []
     for stream, seq, at in rows:
         if datetime.fromisoformat(str(at).replace("Z", "+00:00")).date() < oldest_needed:

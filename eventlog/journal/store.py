@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 import orjson
 
-from eventlog import journal_meta
 from eventlog.chain import GENESIS, StoredLink, link_hash
+from eventlog.journal import history
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class Journal:
         else:
             self.stream = row[0]
         writer.execute("BEGIN IMMEDIATE")
-        journal_meta.backfill(writer)
+        history.backfill(writer)
         writer.execute("COMMIT")
         last = writer.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         if last is not None:
@@ -363,7 +363,7 @@ class Journal:
                 chunk = rows[start : start + _ROWS_PER_INSERT]
                 conn.execute(_insert_sql(len(chunk)), [value for row in chunk for value in row])
             if rows:
-                journal_meta.record_head(conn, seq)
+                history.record_head(conn, seq)
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - every caller of the group gets it
             if conn.in_transaction:
@@ -443,7 +443,7 @@ def purge_delivered(conn: sqlite3.Connection, *, up_to_seq: int, committed_befor
         "COALESCE((SELECT MIN(seq) FROM events WHERE committed_at >= ?), ?))",
         (up_to_seq + 1, never, committed_before, never),
     ).fetchone()
-    return journal_meta.delete_prefix(conn, int(bound))
+    return history.delete_prefix(conn, int(bound))
 
 
 def _stored_ids(conn: sqlite3.Connection, group: list[_Append]) -> dict[tuple[str, str], tuple[int, str]]:
@@ -495,3 +495,15 @@ def read_links(conn: sqlite3.Connection) -> Iterator[StoredLink]:
     return (
         StoredLink(r[0], r[1], r[2], r[3], r[4], r[5] if isinstance(r[5], bytes) else str(r[5]).encode()) for r in cur
     )
+
+
+def stream_of(conn: sqlite3.Connection) -> str:
+    """The name of the journal's stream ("" for a journal that never opened)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()
+    return str(row[0]) if row else ""
+
+
+def first_seq(conn: sqlite3.Connection) -> int | None:
+    """The seq of the oldest retained event; None for an empty journal."""
+    row = conn.execute("SELECT seq FROM events ORDER BY seq LIMIT 1").fetchone()
+    return int(row[0]) if row is not None else None
