@@ -74,3 +74,16 @@ def test_ten_failures_from_one_address_answer_429_with_retry_after(service: Serv
     assert 0 < int(blocked.headers["retry-after"]) <= service.settings.auth_failure_window_seconds
     assert "metrics" not in blocked.text
     assert 'eventlog_auth_failures_total{reason="too_many_failures"} 1.0' in service.client.get("/metrics").text
+
+
+def test_an_admin_read_of_a_tenant_outside_the_tenant_rule_is_400_naming_it(service: Service) -> None:
+    admin = bearer(service.token("ops", "admin"))
+    for tenant in ("a\nb", " acme", "x" * 129):
+        answer = service.client.get("/v1/events", params={"tenant": tenant}, headers=admin)
+        assert answer.status_code == 400, answer.text
+        (error,) = answer.json()["errors"]
+        assert error["parameter"] == "tenant"
+    assert service.client.get("/v1/events", params={"tenant": "acme"}, headers=admin).status_code == 200
+    # Not an admin: another tenant is forbidden, whatever its name.
+    reader = bearer(service.token("acme", "events:read"))
+    assert service.client.get("/v1/events", params={"tenant": "a\nb"}, headers=reader).status_code == 403
