@@ -25,12 +25,13 @@ log = logging.getLogger(__name__)
 
 
 def validation_context(settings: Settings, tenant: str, now: datetime) -> dict[str, Any]:
-    """What EventIn's validators check against: the tenant's retention window, clock skew, nesting."""
+    """What EventIn's validators check against: the tenant's retention window, clock skew, details limits."""
     return {
         "now": now,
         "retention_days": settings.retention_days_for(tenant),
         "max_future_seconds": settings.max_future_seconds,
         "max_details_depth": settings.max_details_depth,
+        "max_details_key_chars": settings.max_details_key_chars,
     }
 
 

@@ -8,6 +8,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fastapi.exceptions import RequestValidationError
+
+from eventlog.tenant import tenant_problem
 from eventlog.tokens import Token, TokenStore
 
 
@@ -184,5 +187,11 @@ def read_tenant(principal: Principal, requested: str | None) -> str:
             403,
             "tenant_forbidden",
             "only an admin token may read another tenant; drop the `tenant` parameter",
+        )
+    problem = tenant_problem(requested)
+    if problem is not None:
+        # Answered like any bad query parameter: 400 naming `tenant`.
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "tenant"), "msg": problem, "input": requested}]
         )
     return requested

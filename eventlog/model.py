@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     IPvAnyAddress,
@@ -17,6 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from eventlog.canonical import MAX_SAFE_INT
 
@@ -75,15 +79,52 @@ def time_to_us(value: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+_TIME_EXAMPLE = "e.g. 2026-11-27T14:00:00Z"
+
+
+def _rfc3339(value: Any) -> Any:
+    """RFC 3339 text only: pydantic alone also reads Unix seconds, as a number or as digits in a string."""
+    if isinstance(value, datetime):  # built in process
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"must be an RFC 3339 time as a JSON string, {_TIME_EXAMPLE}")
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        raise ValueError(f"is not an RFC 3339 time, {_TIME_EXAMPLE}")
+    if match["offset"] is None:
+        raise ValueError(f"needs a UTC offset, {_TIME_EXAMPLE}")
+    try:
+        return datetime.fromisoformat(value.upper())
+    except ValueError as exc:
+        raise ValueError(f"is not a valid time ({exc}), {_TIME_EXAMPLE}") from None
+
+
+def _ip_text(value: Any) -> Any:
+    """An address as text only: pydantic alone also reads integers and booleans (167772167 as 10.0.0.7)."""
+    if isinstance(value, str | IPv4Address | IPv6Address):
+        return value
+    raise ValueError("must be an IP address as a JSON string, e.g. 192.0.2.1 or 2001:db8::1")
+
+
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a value of the wrong JSON type is refused, never converted ("201" is no status, false no address).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Actor(_Part):
+    # Not strict, so that code may write Actor(ip="192.0.2.1") (mypy types a strict model's fields exactly):
+    # _ip_text checks the address's type, and a str field takes only a str from JSON anyway.
+    model_config = ConfigDict(strict=False)
+
     type: Ident | None = Field(None, description="user, token, service, aws.IAMUser, ...")
     id: Ident | None = None
     name: Name | None = None
-    ip: IPvAnyAddress | None = Field(None, description="Client address, IPv4 or IPv6.")
+    ip: Annotated[IPvAnyAddress, BeforeValidator(_ip_text)] | None = Field(
+        None, description="Client address, IPv4 or IPv6."
+    )
     user_agent: Annotated[str, StringConstraints(max_length=1024)] | None = None
 
 
@@ -95,6 +136,24 @@ class Target(_Part):
 
 # An HTTP method is an RFC 9110 token (`M-SEARCH`, `PRIVATE_METHOD`), at most 16 characters here.
 METHOD_PATTERN = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,16}$"
+_TARGET_CHARS = {"type": 256, "id": 256, "name": 512}
+
+
+def fit_target(values: Mapping[str, Any]) -> Target:
+    """A Target of whatever an endpoint named (path parameters, names from a body): never refused.
+
+    Control characters become U+FFFD and values are cut to Target's limits, so the
+    audit event of a call keeps its target whatever the caller sent.
+    """
+    fitted: dict[str, str] = {}
+    for part, limit in _TARGET_CHARS.items():
+        value = values.get(part)
+        if value is None:
+            continue
+        text = _CONTROL.sub("\ufffd", str(value))[:limit]
+        if text:
+            fitted[part] = text
+    return Target(**fitted)
 
 
 class RequestInfo(_Part):
@@ -111,26 +170,62 @@ class RequestInfo(_Part):
 
 MAX_DETAILS_STRING = 4096
 
+JsonPath = tuple[str | int, ...]
 
-def _depth(value: Any) -> int:
-    """Nesting depth; raises on integers a JSON double cannot hold exactly."""
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INT:
-        raise ValueError(f"holds the integer {value}, beyond ±(2**53-1); send it as a string")
-    if isinstance(value, str) and len(value) > MAX_DETAILS_STRING:
-        # Every details value is one search term; Lucene refuses terms over 32 766 bytes.
-        raise ValueError(f"holds a string of {len(value)} characters; at most {MAX_DETAILS_STRING} per value")
-    return 0
+
+def too_deep_message(max_depth: int) -> str:
+    return f"is nested deeper than {max_depth} levels in details; flatten it"
+
+
+def details_problem(
+    details: dict[str, Any], *, max_depth: int = 8, max_key_chars: int = 256
+) -> tuple[JsonPath, str] | None:
+    """Where inside `details` a limit is broken and why, or None.
+
+    Walks with a list instead of recursion, so any nesting is safe to look at.
+    """
+    pending: list[tuple[dict[str, Any] | list[Any], JsonPath]] = [(details, ())]
+    while pending:
+        container, path = pending.pop()
+        is_object = isinstance(container, dict)
+        items = container.items() if isinstance(container, dict) else enumerate(container)
+        nested: list[tuple[dict[str, Any] | list[Any], JsonPath]] = []
+        for key, value in items:
+            if is_object:
+                if type(key) is not str:
+                    return (*path, str(key)), "is a key that is not a string"
+                if len(key) > max_key_chars:
+                    # Every key path is part of an OpenSearch term, which Lucene caps at 32 766 bytes.
+                    return (*path, key), f"is a key of {len(key)} characters; at most {max_key_chars} per key"
+            if isinstance(value, dict | list):
+                # details is level 1; this value is level len(path) + 2
+                if len(path) + 2 > max_depth:
+                    return (*path, key), too_deep_message(max_depth)
+                nested.append((value, (*path, key)))
+            elif isinstance(value, str):
+                if len(value) > MAX_DETAILS_STRING:
+                    # Every details value is one search term; Lucene refuses terms over 32 766 bytes.
+                    return (
+                        (*path, key),
+                        f"is a string of {len(value)} characters; at most {MAX_DETAILS_STRING} per value",
+                    )
+            elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INT:
+                return (*path, key), f"is the integer {value}, beyond ±(2**53-1); send it as a string"
+        pending.extend(reversed(nested))
+    return None
+
+
+def error_path(error: ErrorDetails) -> JsonPath:
+    """Where a validation error lies: its location, and inside details the path to the key or value at fault."""
+    inner: JsonPath = (error.get("ctx") or {}).get("path", ())
+    return (*error["loc"], *inner)
 
 
 class EventIn(_Part):
     """An event as a producer sends it. Tenant, received_at and chain are never accepted."""
 
     id: ClientId | None = Field(None, description="Client idempotency id; a retry with the same id stores nothing new.")
-    time: datetime | None = Field(
+    time: Annotated[datetime, BeforeValidator(_rfc3339)] | None = Field(
         None, description="When it happened (RFC 3339 with offset); defaults to the time of receipt."
     )
     action: Action = Field(description="Dotted verb, e.g. storage.tables.create.")
@@ -172,8 +267,11 @@ class EventIn(_Part):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("needs a UTC offset, e.g. 2026-11-27T14:00:00Z")
-        value = value.astimezone(UTC)
+            raise ValueError(f"needs a UTC offset, {_TIME_EXAMPLE}")
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 lies before year 1 in UTC
+            raise ValueError("lies outside the years 1 to 9999 in UTC") from None
         ctx = info.context or {}
         now: datetime = ctx.get("now") or datetime.now(UTC)
         retention = timedelta(days=ctx.get("retention_days", 14))
@@ -190,10 +288,17 @@ class EventIn(_Part):
 
     @field_validator("details")
     @classmethod
-    def _details_depth(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        limit = (info.context or {}).get("max_details_depth", 8)
-        if _depth(value) > limit:
-            raise ValueError(f"is nested deeper than {limit} levels; flatten it")
+    def _details_within_limits(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        ctx = info.context or {}
+        found = details_problem(
+            value,
+            max_depth=ctx.get("max_details_depth", 8),
+            max_key_chars=ctx.get("max_details_key_chars", 256),
+        )
+        if found is not None:
+            path, why = found
+            # ctx["path"] leads from `details` to the key or value at fault: see error_path.
+            raise PydanticCustomError("details_limit", "{why}", {"why": why, "path": path})
         return value
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from eventlog.tenant import TenantName, check_tenant
 
 SyslogFacility = Literal[
     "kern",
@@ -36,6 +38,10 @@ SyslogFacility = Literal[
 ]
 
 
+def _tenant_or_all(value: str) -> str:
+    return value if value == "*" else check_tenant(value)
+
+
 class Settings(BaseSettings):
     """Every knob of eventlog; environment variables use the ``EVENTLOG_`` prefix."""
 
@@ -58,7 +64,7 @@ class Settings(BaseSettings):
         le=3650,
         description="Days events are kept: older ones are refused at ingest, and retention removes every UTC day that ended this many days ago or more from every store.",
     )
-    retention_tenant_days: dict[str, int] = Field(
+    retention_tenant_days: dict[TenantName, int] = Field(
         default_factory=dict,
         description='Per-tenant retention in days, overriding retention_days, JSON object (e.g. {"acme": 90}).',
     )
@@ -76,7 +82,7 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9._-][A-Za-z0-9._/-]{0,200}$",
         description="Key prefix of the archive objects in the bucket.",
     )
-    archive_tenants: list[str] = Field(
+    archive_tenants: list[Annotated[str, AfterValidator(_tenant_or_all)]] = Field(
         default_factory=list,
         description='Tenants whose events are archived before they expire, JSON list; ["*"] means every tenant.',
     )
@@ -91,6 +97,17 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(5 * 1024 * 1024, ge=1_024, description="Largest accepted request body, in bytes.")
     max_request_events: int = Field(1_000, ge=1, description="Most events accepted in one request.")
     max_details_depth: int = Field(8, ge=1, le=32, description="Deepest nesting allowed inside `details`.")
+    max_details_key_chars: int = Field(
+        256,
+        ge=1,
+        le=1024,
+        description="Longest key anywhere inside `details`, in characters; OpenSearch indexes each key path with its value as one term (at most 32 766 bytes).",
+    )
+    max_request_discard_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="How much of a body above max_request_bytes is still read and thrown away, in bytes, so that a client that sends its whole body before reading (no `Expect: 100-continue`) can read the 413; a larger body is answered at once.",
+    )
     group_commit_max_events: int = Field(
         5_000, ge=1, description="Most events the journal writer commits in one transaction."
     )
@@ -131,7 +148,7 @@ class Settings(BaseSettings):
         description="Proxy addresses (or CIDRs) whose X-Forwarded-For is believed; JSON list.",
     )
     log_level: str = Field("INFO", description="Level of the service's JSON logs (DEBUG, INFO, WARNING, ERROR).")
-    bootstrap_tenant: str = Field(
+    bootstrap_tenant: TenantName = Field(
         "default", description="Tenant of the admin token printed when the service starts with no tokens."
     )
 
@@ -219,7 +236,7 @@ class Settings(BaseSettings):
         description="A batch counts as delivered once the receiver acknowledged every byte and kept the connection open this much longer, in seconds.",
     )
 
-    cloudtrail_account_tenants: dict[str, str] = Field(
+    cloudtrail_account_tenants: dict[str, TenantName] = Field(
         default_factory=dict,
         description="CloudTrail import: AWS account id -> tenant its records are stored in, JSON object; records of other accounts are skipped.",
     )

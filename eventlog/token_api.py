@@ -11,7 +11,8 @@ from eventlog.auth import Principal
 from eventlog.context import Context
 from eventlog.dependencies import context, principal
 from eventlog.errors import ApiError
-from eventlog.tokens import TokenError, parse_scopes
+from eventlog.tenant import TenantName
+from eventlog.tokens import MAX_NAME_CHARS, TokenError, parse_scopes
 
 router = APIRouter(tags=["tokens"])
 
@@ -19,9 +20,9 @@ router = APIRouter(tags=["tokens"])
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tenant: str = Field(min_length=1, max_length=128)
+    tenant: TenantName
     scopes: list[str] = Field(min_length=1, description="events:write, events:read, admin")
-    name: str = Field("", max_length=256)
+    name: str = Field("", max_length=MAX_NAME_CHARS, description="Printable characters, shown in listings.")
     expires_days: int | None = Field(None, ge=1, le=3650)
 
 

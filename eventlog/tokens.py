@@ -12,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from eventlog.model import format_time, parse_time
+from eventlog.tenant import tenant_problem
 
 SCOPES = frozenset({"events:write", "events:read", "admin"})
 PREFIX = "evl_"
+MAX_NAME_CHARS = 256
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -131,9 +133,12 @@ class TokenStore:
         expires_days: int | None = None,
         now: datetime | None = None,
     ) -> Issued:
-        tenant = tenant.strip()
-        if not tenant or len(tenant) > 128 or not tenant.isprintable():
-            raise TokenError("tenant must be 1-128 printable characters")
+        problem = tenant_problem(tenant)
+        if problem is not None:
+            raise TokenError(f"the tenant {problem}")
+        # The name is the target name of the token's audit events and a column of `eventlog tokens list`.
+        if len(name) > MAX_NAME_CHARS or not name.isprintable():
+            raise TokenError(f"the name must be at most {MAX_NAME_CHARS} printable characters")
         if scopes - SCOPES or not scopes:
             raise TokenError(f"scopes must be a non-empty subset of {', '.join(sorted(SCOPES))}")
         if expires_days is not None and expires_days < 1:

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 from pydantic import TypeAdapter, ValidationError
-from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from eventlog.append import append_or_503, prepare, validation_context
@@ -17,7 +16,9 @@ from eventlog.auth import Principal
 from eventlog.context import Context
 from eventlog.dependencies import context, principal
 from eventlog.errors import ApiError, json_pointer
-from eventlog.model import EventIn, Receipts
+from eventlog.model import EventIn, Receipts, error_path, too_deep_message
+from eventlog.nesting import parse_too_deep, too_deep, too_deep_in_text
+from eventlog.request_body import read_body
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["ingest"])
@@ -31,22 +32,34 @@ _SERVER_FIELDS = {
 _MAX_REPORTED_ERRORS = 100
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "body_too_large", f"the body exceeds {limit} bytes; send fewer events per request")
-    chunks: list[bytes] = []
-    size = 0
+def _parse(body: bytes, max_details_depth: int) -> Any:
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, "body_too_large", f"the body exceeds {limit} bytes; send fewer events per request")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        # Nobody is left to read the answer; nothing was stored.
-        raise ApiError(400, "client_disconnected", "the client went away before the body was complete") from None
-    return b"".join(chunks)
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if parse_too_deep(exc):
+            # The deepest a batch may nest: the batch, `events`, the event, then details' own levels.
+            path = too_deep_in_text(body, max_details_depth + 3)
+            if path is not None:
+                if path[:1] == ("events",) and len(path) > 1 and isinstance(path[1], int):
+                    raise _too_deep(path[1], path[:2], path[2:], max_details_depth) from None
+                raise _too_deep(0, (), path, max_details_depth) from None
+        raise ApiError(400, "invalid_json", f"the body is not JSON ({exc}); send application/json") from None
+
+
+def _too_deep(index: int, at: tuple[str | int, ...], inside: tuple[str | int, ...], max_details_depth: int) -> ApiError:
+    """422 for event `index` (at `at` in the body) nesting a container at `inside` too deep."""
+    # The event is level 1 and details level 2, so the first container too deep lies max_details_depth + 1 down.
+    pointer = json_pointer((*at, *inside[: max_details_depth + 1]))
+    if inside[:1] == ("details",):
+        message = too_deep_message(max_details_depth)
+    else:
+        message = "is nested too deep: only details holds objects and lists"
+    return ApiError(
+        422,
+        "invalid_events",
+        "no event was stored; fix the listed fields and resend",
+        [{"index": index, "pointer": pointer, "message": message}],
+    )
 
 
 def _items(payload: Any, max_events: int) -> tuple[list[Any], tuple[str | int, ...]]:
@@ -92,7 +105,7 @@ def _items(payload: Any, max_events: int) -> tuple[list[Any], tuple[str | int, .
     )
 
 
-def _check_items(items: list[Any], prefix: tuple[str | int, ...], max_event_bytes: int) -> None:
+def _check_items(items: list[Any], prefix: tuple[str | int, ...], max_event_bytes: int, max_details_depth: int) -> None:
     too_large: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     for index, item in enumerate(items):
@@ -100,7 +113,14 @@ def _check_items(items: list[Any], prefix: tuple[str | int, ...], max_event_byte
         if not isinstance(item, dict):
             errors.append({"index": index, "pointer": json_pointer(at), "message": "must be a JSON object"})
             continue
-        size = len(orjson.dumps(item))
+        try:
+            size = len(orjson.dumps(item))
+        except orjson.JSONEncodeError:
+            # orjson writes at most 254 levels; an event that deep is too deep by far.
+            path = too_deep(item, max_details_depth + 1)
+            if path is None:
+                raise
+            raise _too_deep(index, at, path, max_details_depth) from None
         if size > max_event_bytes:
             too_large.append(
                 {
@@ -132,7 +152,7 @@ def _validate(
     except ValidationError as exc:
         errors = []
         for error in exc.errors()[:_MAX_REPORTED_ERRORS]:
-            index, *path = error["loc"]
+            index, *path = error_path(error)
             at = (*prefix, index, *path) if prefix else tuple(path)
             message = error["msg"].removeprefix("Value error, ")
             errors.append({"index": index, "pointer": json_pointer(at), "message": message})
@@ -161,13 +181,15 @@ async def post_events(
     settings = ctx.settings
     metrics = ctx.metrics
     try:
-        body = await _read_body(request, settings.max_request_bytes)
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(400, "invalid_json", f"the body is not JSON ({exc}); send application/json") from None
+        body = await read_body(
+            request,
+            settings.max_request_bytes,
+            discard_bytes=settings.max_request_discard_bytes,
+            advice="; send fewer events per request",
+        )
+        payload = _parse(body, settings.max_details_depth)
         items, prefix = _items(payload, settings.max_request_events)
-        _check_items(items, prefix, settings.max_event_bytes)
+        _check_items(items, prefix, settings.max_event_bytes, settings.max_details_depth)
         now = datetime.now(UTC)
         events = _validate(items, prefix, ctx, now, caller.tenant)
     except ApiError as exc:

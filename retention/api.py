@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from eventlog.auth import Principal
 from eventlog.dependencies import principal
 from eventlog.errors import ApiError
+from eventlog.tenant import TenantName
 from retention.holds import HoldNotFound, HoldStore, InvalidHold
 from retention.scheduler import Scheduler
 
@@ -20,7 +21,7 @@ router = APIRouter(tags=["retention"])
 class HoldRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tenant: str = Field(min_length=1, max_length=128, description="Tenant whose events are held.")
+    tenant: TenantName = Field(description="Tenant whose events are held.")
     since: AwareDatetime | None = Field(None, description="Hold only events from this time on (default: all).")
     until: AwareDatetime | None = Field(None, description="Hold only events before this time (default: all).")
     reason: str = Field(min_length=1, max_length=1024, description="Why: a case number, a request.")
@@ -56,7 +57,7 @@ async def place_hold(
             400,
             "invalid_parameters",
             "fix the parameters listed in `errors`",
-            [{"parameter": "since", "message": str(exc)}],
+            [{"parameter": exc.parameter, "message": str(exc)}],
         ) from None
     request.state.audit_target = {"type": "hold", "id": hold.id, "name": body.tenant}
     return hold.as_dict()

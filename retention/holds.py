@@ -18,6 +18,7 @@ import uuid_utils
 from opensearchpy import NotFoundError, OpenSearch
 
 from eventlog.model import parse_time
+from eventlog.tenant import tenant_problem
 from retention.policy import Hold
 
 
@@ -26,7 +27,11 @@ class HoldNotFound(LookupError):
 
 
 class InvalidHold(ValueError):
-    """A hold that cannot be placed as asked."""
+    """A hold that cannot be placed as asked; `parameter` names the field at fault."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
 
 
 class HoldStore(Protocol):
@@ -42,8 +47,11 @@ class HoldStore(Protocol):
 
 
 def _new(tenant: str, since: datetime | None, until: datetime | None, reason: str, placed_by: str) -> Hold:
+    problem = tenant_problem(tenant)
+    if problem is not None:
+        raise InvalidHold("tenant", problem)
     if since is not None and until is not None and since >= until:
-        raise InvalidHold("must lie before `until`")
+        raise InvalidHold("since", "must lie before `until`")
     return Hold(
         id=str(uuid_utils.uuid7()),
         tenant=tenant,

@@ -35,7 +35,10 @@ from eventlog.canonical import MAX_SAFE_INT
 from eventlog.context import Context
 from eventlog.dependencies import client_ip, context, principal
 from eventlog.errors import ApiError, json_pointer
-from eventlog.model import EventIn, parse_time, reserved_source
+from eventlog.model import EventIn, error_path, parse_time, reserved_source
+from eventlog.nesting import parse_too_deep, too_deep_in_text
+from eventlog.request_body import read_body
+from eventlog.settings import Settings
 from search.api import QParam, _parse, backend
 from search.backend import EventQuery, Position, Scope, SearchBackend, all_of
 from search.query import And, Exists, Node, Not, Or, Range, Term
@@ -182,23 +185,23 @@ def _invalid(pointer: str, message: str) -> ApiError:
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "body_too_large", f"the body exceeds {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "body_too_large", f"the body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _too_deep(text: bytes, pointer: str, max_details_depth: int, exc: orjson.JSONDecodeError) -> ApiError | None:
+    """422 naming where `text` (the body, or the form field at `pointer`) nests too deep, if that is why orjson refused it."""
+    if not parse_too_deep(exc):
+        return None
+    # details.keboola.params is level 3 of details: level 2 of the body, level 1 of a form field's text.
+    path = too_deep_in_text(text, max_details_depth - (2 if pointer else 1))
+    if path is None:
+        return None
+    return _invalid(
+        pointer + json_pointer(path),
+        f"is nested too deep for details ({max_details_depth} levels in all, two of them details.keboola.<field>)",
+    )
 
 
-async def _fields(request: Request, limit: int) -> dict[str, Any]:
-    """The posted event as a dict: a JSON object, or form fields (`params`/`results` as JSON text)."""
-    body = await _read_body(request, limit)
+async def _fields(request: Request, settings: Settings) -> dict[str, Any]:
+    """The posted event as a dict: a JSON object, or form fields (`params`/`results` as JSON text, `duration` a number)."""
+    body = await read_body(request, settings.max_request_bytes, discard_bytes=settings.max_request_discard_bytes)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "application/x-www-form-urlencoded":
         try:
@@ -214,8 +217,16 @@ async def _fields(request: Request, limit: int) -> dict[str, Any]:
             if isinstance(fields.get(key), str) and fields[key] != "":
                 try:
                     fields[key] = orjson.loads(fields[key])
-                except orjson.JSONDecodeError:
-                    raise _invalid(f"/{key}", "must be a JSON object, as text in a form") from None
+                except orjson.JSONDecodeError as exc:
+                    deep = _too_deep(fields[key].encode(), f"/{key}", settings.max_details_depth, exc)
+                    raise deep or _invalid(f"/{key}", "must be a JSON object, as text in a form") from None
+        if isinstance(fields.get("duration"), str) and fields["duration"] != "":
+            # A form has only text: its duration is read as a number here; in JSON it must be one.
+            text = fields["duration"]
+            try:
+                fields["duration"] = int(text) if _INT.fullmatch(text) else float(text)
+            except ValueError:
+                raise _invalid("/duration", "must be a number of seconds") from None
         return fields
     if media == "multipart/form-data":
         raise ApiError(
@@ -226,7 +237,8 @@ async def _fields(request: Request, limit: int) -> dict[str, Any]:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not JSON ({exc}); send application/json") from None
+        deep = _too_deep(body, "", settings.max_details_depth, exc)
+        raise deep or ApiError(400, "invalid_json", f"the body is not JSON ({exc}); send application/json") from None
     if not isinstance(payload, dict):
         raise _invalid("", f"got a JSON {type(payload).__name__}, expected an event object")
     return payload
@@ -237,23 +249,26 @@ def _present(fields: Mapping[str, Any], key: str) -> bool:
     return fields.get(key) not in (None, "")
 
 
-def _text(fields: Mapping[str, Any], key: str, *, required: bool = False, max_length: int = 256) -> str | None:
+def _text(
+    fields: Mapping[str, Any], key: str, *, required: bool = False, max_length: int = 256, number: bool = False
+) -> str | None:
+    """A string field; `number`: an integer is taken too, as its digits (Keboola ids are often numbers)."""
     if not _present(fields, key):
         if required:
             raise _invalid(f"/{key}", f"`{key}` is required")
         return None
     value = fields[key]
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)  # run and configuration ids are often numbers
+    if number and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
     if not isinstance(value, str):
-        raise _invalid(f"/{key}", "must be a string")
+        raise _invalid(f"/{key}", "must be a string" + (" or an integer" if number else ""))
     if len(value) > max_length:
         raise _invalid(f"/{key}", f"at most {max_length} characters")
     return value
 
 
-def _ident(fields: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
-    value = _text(fields, key, required=required)
+def _ident(fields: Mapping[str, Any], key: str, *, required: bool = False, number: bool = False) -> str | None:
+    value = _text(fields, key, required=required, number=number)
     if value is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         raise _invalid(f"/{key}", "must not contain control characters")
     return value
@@ -288,12 +303,7 @@ def _custom(fields: Mapping[str, Any], key: str, levels: int) -> dict[str, Any] 
 def _duration(fields: Mapping[str, Any]) -> int | float | None:
     if not _present(fields, "duration"):
         return None
-    value = fields["duration"]
-    if isinstance(value, str):
-        try:
-            value = int(value) if _INT.fullmatch(value) else float(value)
-        except ValueError:
-            raise _invalid("/duration", "must be a number of seconds") from None
+    value = fields["duration"]  # a form's text was read as a number by _fields
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_SAFE_INT:
         raise _invalid("/duration", "must be a number of seconds, at least 0")
     return value
@@ -351,8 +361,8 @@ def to_event_in(
     description = _text(fields, "description", max_length=8192)
     optional: dict[str, Any] = {
         "description": description,
-        "runId": _ident(fields, "runId"),
-        "configurationId": _ident(fields, "configurationId"),
+        "runId": _ident(fields, "runId", number=True),
+        "configurationId": _ident(fields, "configurationId", number=True),
         "duration": _duration(fields),
         "params": _custom(fields, "params", levels),
         "results": _custom(fields, "results", levels),
@@ -361,7 +371,7 @@ def to_event_in(
     target = {
         part: value
         for part, key in (("type", "objectType"), ("id", "objectId"), ("name", "objectName"))
-        if (value := _text(fields, key, max_length=512)) is not None
+        if (value := _text(fields, key, max_length=512, number=key == "objectId")) is not None
     }
     data = {
         "action": _text(fields, "event") or f"ext.{component}.",
@@ -387,8 +397,11 @@ def to_event_in(
     except ValidationError as exc:
         errors = []
         for error in exc.errors()[:100]:
-            loc = tuple(str(part) for part in error["loc"])
+            path = error_path(error)
+            loc = tuple(str(part) for part in path)
             pointer = _POINTERS.get(loc[:2]) or _POINTERS.get(loc[:1]) or ""
+            if loc[:2] == ("details", _KEBOOLA) and len(path) > 2:
+                pointer = json_pointer(path[2:])  # details.keboola.<field> is the body's <field>
             errors.append({"pointer": pointer, "message": error["msg"].removeprefix("Value error, ")})
         raise ApiError(422, "invalid_event", "no event was stored; fix the listed fields and resend", errors) from None
 
@@ -416,7 +429,7 @@ async def create_event(
     `objectName` optional. Other fields are ignored, as Keboola does; `id`, `uuid`, `created`, `token` are 422."""
     now = datetime.now(UTC)
     try:
-        fields = await _fields(request, ctx.settings.max_request_bytes)
+        fields = await _fields(request, ctx.settings)
         event = to_event_in(fields, actor=_actor(request, caller, ctx), ctx=ctx, tenant=caller.tenant, now=now)
     except ApiError as exc:
         ctx.metrics.events_rejected.labels(exc.code).inc()

@@ -83,6 +83,7 @@ class Limits:
     max_future_seconds: int = 300
     max_details_depth: int = 8
     max_event_bytes: int = 65_536
+    max_details_key_chars: int = 256
     tenant_retention_days: Mapping[str, int] = field(default_factory=dict)  # settings.retention_tenant_days
 
     def retention_days_for(self, tenant: str | None) -> int:
@@ -94,6 +95,7 @@ class Limits:
             "retention_days": self.retention_days,
             "max_future_seconds": self.max_future_seconds,
             "max_details_depth": self.max_details_depth,
+            "max_details_key_chars": self.max_details_key_chars,
         }
 
 
@@ -103,6 +105,7 @@ def limits_of(settings: Settings) -> Limits:
         max_future_seconds=settings.max_future_seconds,
         max_details_depth=settings.max_details_depth,
         max_event_bytes=settings.max_event_bytes,
+        max_details_key_chars=settings.max_details_key_chars,
         tenant_retention_days=settings.retention_tenant_days,
     )
 
@@ -144,10 +147,10 @@ def _fit_value(value: Any) -> tuple[Any, bool]:
     return _clip(str(value)), True
 
 
-def _fit(container: dict[str, Any] | list[Any], depth_left: int) -> bool:
+def _fit(container: dict[str, Any] | list[Any], depth_left: int, max_key_chars: int) -> bool:
     """Bring parsed JSON within eventlog's details limits, in place; False if a float keeps orjson from RFC 8785.
 
-    Deeper subtrees become their JSON text, long strings are cut, integers beyond ±(2^53-1) and non-finite
+    Deeper subtrees and objects with a key longer than max_key_chars become their JSON text, long strings are cut, integers beyond ±(2^53-1) and non-finite
     floats become strings. This one walk replaces what EventIn's `_depth` and canonical_json's fast-path check
     would each walk again (keys are checked on the serialized bytes instead: see `prepare`).
     """
@@ -159,9 +162,9 @@ def _fit(container: dict[str, Any] | list[Any], depth_left: int) -> bool:
             if len(value) > MAX_DETAILS_STRING:
                 container[key] = _clip(value)
         elif kind is dict or kind is list:
-            if depth_left <= 0:
+            if depth_left <= 0 or (kind is dict and max(map(len, value), default=0) > max_key_chars):
                 container[key] = _json_text(value)
-            elif not _fit(value, depth_left - 1):
+            elif not _fit(value, depth_left - 1, max_key_chars):
                 jcs = False
         elif kind is int:
             if value > MAX_SAFE_INT or value < -MAX_SAFE_INT:
@@ -314,7 +317,9 @@ def _target(record: dict[str, Any]) -> dict[str, Any]:
 _DETAILS_MEMBER = len(b',"details":')
 
 
-def _map(record: Any, max_details_depth: int, max_event_bytes: int) -> tuple[dict[str, Any], datetime, bool, bytes]:
+def _map(
+    record: Any, max_details_depth: int, max_event_bytes: int, max_key_chars: int
+) -> tuple[dict[str, Any], datetime, bool, bytes]:
     """map_record, plus the event time, whether orjson's sorted output of details is canonical, and that output."""
     if not isinstance(record, dict):
         raise SkipRecord("invalid", f"a record is a JSON {type(record).__name__}, not an object")
@@ -332,11 +337,15 @@ def _map(record: Any, max_details_depth: int, max_event_bytes: int) -> tuple[dic
         request["request_id"] = request_id
     for key, value in record.items():
         if key not in _MAPPED:
+            if len(key) > max_key_chars:
+                raise SkipRecord(
+                    "invalid", f"a field name of {len(key)} characters; details keys have at most {max_key_chars}"
+                )
             details[key] = value
     if record.get("requestID") is not None and not request_id:
         details["requestID"] = record["requestID"]
     # details is depth 1 itself: its values may nest max_details_depth - 1 more levels.
-    jcs = _fit(details, max_details_depth - 1)
+    jcs = _fit(details, max_details_depth - 1, max_key_chars)
     event = {
         "id": identifier,
         "time": when.isoformat(),
@@ -369,7 +378,9 @@ def _map(record: Any, max_details_depth: int, max_event_bytes: int) -> tuple[dic
     return event, when, jcs, text
 
 
-def map_record(record: Any, *, max_details_depth: int = 8, max_event_bytes: int = 65_536) -> dict[str, Any]:
+def map_record(
+    record: Any, *, max_details_depth: int = 8, max_event_bytes: int = 65_536, max_details_key_chars: int = 256
+) -> dict[str, Any]:
     """One CloudTrail record as the event the importer stores (not yet checked against the time window).
 
     Its fields are an `EventIn`'s; its `id` and `source` are the importer's own, which EventIn refuses from producers.
@@ -377,7 +388,7 @@ def map_record(record: Any, *, max_details_depth: int = 8, max_event_bytes: int 
     Values of `record` that exceed the details limits are replaced in place. Raises SkipRecord("invalid", ...)
     for a record without a usable eventTime.
     """
-    return _map(record, max_details_depth, max_event_bytes)[0]
+    return _map(record, max_details_depth, max_event_bytes, max_details_key_chars)[0]
 
 
 @functools.lru_cache(maxsize=8)
@@ -389,7 +400,7 @@ def _format_received(received_at: datetime) -> str:
 def _in_window(
     record: Any, limits: Limits, now: datetime, tenant: str | None = None
 ) -> tuple[dict[str, Any], datetime, bool, bytes]:
-    mapped = _map(record, limits.max_details_depth, limits.max_event_bytes)
+    mapped = _map(record, limits.max_details_depth, limits.max_event_bytes, limits.max_details_key_chars)
     if mapped[1] < now - timedelta(days=limits.retention_days_for(tenant)):
         raise SkipRecord("too_old", f"eventTime {mapped[0]['time']} lies before the retention window")
     return mapped

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -433,6 +434,18 @@ def test_tenants_never_see_each_other(any_service: Service) -> None:
         ({"component": "c", "message": "m", "objectId": "in\x00c"}, "/objectId"),
         ({"component": "c", "message": "x" * 9000}, "/message"),
         ([{"component": "c", "message": "m"}], ""),
+        # JSON types are not converted; only the ids Keboola writes as numbers may be integers
+        ({"component": 5, "message": "m"}, "/component"),
+        ({"component": "c", "message": "m", "type": 1}, "/type"),
+        ({"component": "c", "message": "m", "event": 7}, "/event"),
+        ({"component": "c", "message": "m", "objectName": 7}, "/objectName"),
+        ({"component": "c", "message": "m", "runId": True}, "/runId"),
+        ({"component": "c", "message": "m", "duration": "200"}, "/duration"),
+        ({"component": "c", "message": "m", "duration": True}, "/duration"),
+        # details limits name the field of the body and the path inside it
+        ({"component": "c", "message": "m", "params": {"k" * 300: 1}}, "/params/" + "k" * 300),
+        ({"component": "c", "message": "m", "results": {"a": [{"b": "x" * 4097}]}}, "/results/a/0/b"),
+        ({"component": "c", "message": "m", "description": "x" * 5000}, "/description"),
     ],
 )
 def test_invalid_events_are_422_with_a_pointer(any_service: Service, body: Any, pointer: str) -> None:
@@ -508,6 +521,35 @@ def test_query_syntax_error_names_the_position(any_service: Service) -> None:
     body = answer.json()
     assert (body["error"], body["code"]) == ("invalid_query", "validation.failed")
     assert (body["errors"][0]["parameter"], body["errors"][0]["position"]) == ("q", 6)
+
+
+def test_numeric_ids_are_kept_as_keboolas_strings(any_service: Service) -> None:
+    service = any_service
+    token = service.token("acme")
+    created = _create(service, token, component="c", message="m", runId=12, configurationId=34, objectId=56)
+    assert (created["runId"], created["configurationId"], created["objectId"]) == ("12", "34", "56")
+
+
+_DEEP = b'{"a":' * 2000 + b"1" + b"}" * 2000
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b'{"component": "c", "message": "m", "params": ' + _DEEP + b"}", "application/json"),
+        (b"component=c&message=m&params=" + urllib.parse.quote(_DEEP).encode(), "application/x-www-form-urlencoded"),
+    ],
+)
+def test_params_nested_too_deep_to_parse_are_422_with_the_pointer(
+    any_service: Service, content: bytes, content_type: str
+) -> None:
+    service = any_service
+    token = service.token("acme")
+    answer = service.client.post(EVENTS, content=content, headers={**kbc(token), "Content-Type": content_type})
+    assert answer.status_code == 422, answer.text
+    # params is details.keboola.params, level 3 of details: 6 levels below it is the 9th
+    assert answer.json()["errors"][0]["pointer"] == "/params" + "/a" * 6
+    assert answer.json()["code"] == "validation.failed"
 
 
 def test_event_above_the_size_limit_is_413(any_service: Service) -> None:

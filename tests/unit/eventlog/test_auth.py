@@ -170,3 +170,16 @@ def test_the_limiter_table_is_bounded_and_forgets_the_longest_quiet_first() -> N
     clock.now += 300
     limiter.fail("10.0.0.9")
     assert len(limiter) == 1  # the others' failures aged out
+
+
+def test_an_admin_read_of_a_tenant_outside_the_tenant_rule_is_400_naming_it(service: Service) -> None:
+    admin = bearer(service.token("ops", "admin"))
+    for tenant in ("a\nb", " acme", "x" * 129):
+        answer = service.client.get("/v1/events", params={"tenant": tenant}, headers=admin)
+        assert answer.status_code == 400, answer.text
+        (error,) = answer.json()["errors"]
+        assert error["parameter"] == "tenant"
+    assert service.client.get("/v1/events", params={"tenant": "acme"}, headers=admin).status_code == 200
+    # Not an admin: another tenant is forbidden, whatever its name.
+    reader = bearer(service.token("acme", "events:read"))
+    assert service.client.get("/v1/events", params={"tenant": "a\nb"}, headers=reader).status_code == 403

@@ -27,3 +27,29 @@ def test_environment_is_read_with_prefix_and_unknown_fields_refused(monkeypatch:
     assert Settings().retention_days == 30
     with pytest.raises(ValidationError):
         Settings(retention_dayz=3)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"retention_tenant_days": {"a\nb": 30}},
+        {"retention_tenant_days": {" acme": 30}},
+        {"archive_tenants": ["acme", "tab\there"]},
+        {"cloudtrail_account_tenants": {"111111111111": "a\u202eb"}},
+        {"cloudtrail_account_tenants": {"111111111111": ""}},
+        {"bootstrap_tenant": "ops\n"},
+    ],
+)
+def test_tenants_in_settings_follow_the_tenant_rule(settings: dict[str, object]) -> None:
+    with pytest.raises(ValidationError, match=r"tenant name|at least 1 character"):
+        Settings(**settings)  # type: ignore[arg-type]
+
+
+def test_tenants_in_settings_that_follow_the_rule_are_kept() -> None:
+    settings = Settings(
+        retention_tenant_days={"acme": 90},
+        archive_tenants=["*", "acme eu"],
+        cloudtrail_account_tenants={"111111111111": "acme"},
+        bootstrap_tenant="ops",
+    )
+    assert settings.archive_tenants == ["*", "acme eu"]

@@ -55,3 +55,32 @@ def test_token_calls_are_audited_without_secrets(service: Service) -> None:
     assert create["target"] == {"type": "token", "id": created.json()["id"]}
     assert any(e["action"] == "eventlog.tokens.list" for e in audit)
     assert secret not in events.text
+
+
+def test_a_tenant_outside_the_tenant_rule_is_400_and_creates_nothing(service: Service) -> None:
+    admin = service.token("ops", "admin")
+    before = service.client.get("/v1/tokens", headers=bearer(admin)).json()
+    for tenant in ("a\nb", " acme", "bidi\u202e", ""):
+        answer = service.client.post(
+            "/v1/tokens", json={"tenant": tenant, "scopes": ["events:read"]}, headers=bearer(admin)
+        )
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["errors"][0]["parameter"] == "tenant"
+    named = service.client.post(
+        "/v1/tokens", json={"tenant": "acme", "scopes": ["events:read"], "name": "ci\n"}, headers=bearer(admin)
+    )
+    assert named.status_code == 422
+    assert service.client.get("/v1/tokens", headers=bearer(admin)).json() == before
+
+
+def test_the_audit_event_keeps_its_target_whatever_the_path_holds(service: Service) -> None:
+    admin = service.token("ops", "admin")
+    answer = service.client.delete("/v1/tokens/a%0Ab%00c", headers=bearer(admin))
+    assert answer.status_code == 404
+    service.settle()
+    events = service.client.get(
+        "/v1/events", params={"q": "action:eventlog.tokens.revoke"}, headers=bearer(admin)
+    ).json()["events"]
+    (event,) = events
+    assert event["target"] == {"type": "token", "id": "a\ufffdb\ufffdc"}
+    assert event["outcome"] == "failure"

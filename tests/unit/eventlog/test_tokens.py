@@ -84,3 +84,19 @@ def test_is_live_follows_revocation_and_expiry(store: TokenStore) -> None:
     store.revoke(issued.token.id)
     assert not store.is_live(issued.token.id, now=now)
     store.close()
+
+
+@pytest.mark.parametrize("tenant", ["", "a\nb", "tab\there", "bidi\u202e", " acme", "acme ", "x" * 129])
+def test_a_tenant_outside_the_tenant_rule_is_refused_not_altered(store: TokenStore, tenant: str) -> None:
+    with pytest.raises(TokenError, match="tenant"):
+        store.create(tenant=tenant, scopes=frozenset({"events:write"}))
+    assert store.list() == []
+
+
+@pytest.mark.parametrize("name", ["ci\nrunner", "esc\x1b[31m", "x" * 257])
+def test_a_token_name_must_be_printable_and_short(store: TokenStore, name: str) -> None:
+    with pytest.raises(TokenError, match="name"):
+        store.create(tenant="acme", scopes=frozenset({"events:write"}), name=name)
+    assert (
+        store.create(tenant="acme", scopes=frozenset({"events:write"}), name="CI runner 1").token.name == "CI runner 1"
+    )

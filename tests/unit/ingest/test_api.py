@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 
-from tests.app import Service, bearer
+from eventlog.service import create_app
+from tests.app import Service, bearer, make_settings
 
 
 def _event(**fields: Any) -> dict[str, Any]:
@@ -89,11 +92,11 @@ def test_invalid_json_is_400(service: Service) -> None:
         (_event(time="2026-01-01T00:00:00"), "/events/1/time", "UTC offset"),
         (
             _event(details={"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}),
-            "/events/1/details",
+            "/events/1/details/a/b/c/d/e/f/g/h",
             "nested",
         ),
-        (_event(details={"n": [2**53]}), "/events/1/details", "as a string"),
-        (_event(details={"blob": "x" * 4097}), "/events/1/details", "at most 4096"),
+        (_event(details={"n": [2**53]}), "/events/1/details/n/0", "as a string"),
+        (_event(details={"blob": "x" * 4097}), "/events/1/details/blob", "at most 4096"),
         (_event(unknown=1), "/events/1/unknown", "Extra inputs"),
         (_event(tenant="evil"), "/events/1/tenant", "token"),
         (_event(chain={"seq": 1}), "/events/1/chain", "server"),
@@ -234,3 +237,86 @@ def test_a_method_that_is_no_rfc_9110_token_is_422(service: Service, method: str
     answer = service.client.post("/v1/events", json=_event(request={"method": method}), headers=bearer(token))
     assert answer.status_code == 422, answer.text
     assert answer.json()["errors"][0]["pointer"] == "/request/method"
+
+
+@pytest.mark.parametrize(
+    ("event", "pointer"),
+    [
+        (_event(actor={"ip": False}), "/events/1/actor/ip"),
+        (_event(actor={"ip": 167772167}), "/events/1/actor/ip"),
+        (_event(request={"status": "201"}), "/events/1/request/status"),
+        (_event(request={"bytes_out": False}), "/events/1/request/bytes_out"),
+        (_event(request={"duration_ms": "12"}), "/events/1/request/duration_ms"),
+        # Unix seconds of a minute ago: inside the retention window, but no RFC 3339 time.
+        (_event(time=int(datetime.now(UTC).timestamp()) - 60), "/events/1/time"),
+        (_event(time=str(int(datetime.now(UTC).timestamp()) - 60)), "/events/1/time"),
+    ],
+)
+def test_a_value_of_the_wrong_json_type_is_422_not_converted(service: Service, event: Any, pointer: str) -> None:
+    token = service.token("acme")
+    answer = service.client.post("/v1/events", json={"events": [_event(), event]}, headers=bearer(token))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"] == [
+        {"index": 1, "pointer": pointer, "message": answer.json()["errors"][0]["message"]}
+    ]
+    assert _stored_count(service, token) == 0
+
+
+def test_a_time_beyond_year_9999_in_utc_is_422(service: Service) -> None:
+    token = service.token("acme")
+    answer = service.client.post("/v1/events", json=_event(time="9999-12-31T23:59:59-01:00"), headers=bearer(token))
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["pointer"] == "/time"
+
+
+def test_a_details_key_longer_than_the_limit_is_422_naming_its_path(service: Service) -> None:
+    token = service.token("acme")
+    key = "k" * 60_000
+    answer = service.client.post(
+        "/v1/events", json={"events": [_event(), _event(details={"a": [{key: 1}]})]}, headers=bearer(token)
+    )
+    assert answer.status_code == 422
+    (error,) = answer.json()["errors"]
+    assert error["index"] == 1
+    assert error["pointer"] == f"/events/1/details/a/0/{key}"
+    assert "60000 characters; at most 256 per key" in error["message"]
+    ok = service.client.post("/v1/events", json=_event(details={"k" * 256: 1}), headers=bearer(token))
+    assert ok.status_code == 201
+
+
+def test_the_details_key_limit_is_a_setting(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", max_details_key_chars=8)
+    with TestClient(create_app(settings)) as client:
+        token = Service(client, settings).token("acme")
+        assert client.post("/v1/events", json=_event(details={"k" * 8: 1}), headers=bearer(token)).status_code == 201
+        answer = client.post("/v1/events", json=_event(details={"k" * 9: 1}), headers=bearer(token))
+        assert answer.status_code == 422
+        assert answer.json()["errors"][0]["pointer"] == "/details/kkkkkkkkk"
+
+
+def _nested(levels: int, opening: bytes = b'{"a":', closing: bytes = b"}", leaf: bytes = b"1") -> bytes:
+    return opening * levels + leaf + closing * levels
+
+
+@pytest.mark.parametrize("levels", [9, 253, 300, 1023, 1100, 50_000])
+@pytest.mark.parametrize("batch", [False, True])
+def test_details_nested_at_any_depth_is_422_with_the_pointer(service: Service, levels: int, batch: bool) -> None:
+    token = service.token("acme")
+    event = b'{"action": "a.b", "details": ' + _nested(levels) + b"}"
+    body = b'{"events": [{"action": "a.b"}, ' + event + b"]}" if batch else event
+    answer = service.client.post("/v1/events", content=body, headers=bearer(token))
+    assert answer.status_code == 422, answer.text[:500]
+    (error,) = answer.json()["errors"]
+    # details is level 1 of details: the container 8 levels below it is the first one too deep
+    assert error["pointer"] == ("/events/1" if batch else "") + "/details" + "/a" * 8
+    assert error["index"] == (1 if batch else 0)
+    assert "nested deeper than 8 levels" in error["message"]
+
+
+@pytest.mark.parametrize("levels", [300, 2000])
+def test_other_fields_nested_deep_are_422_too(service: Service, levels: int) -> None:
+    token = service.token("acme")
+    body = b'{"action": "a.b", "actor": {"id": ' + _nested(levels, b"[", b"]") + b"}}"
+    answer = service.client.post("/v1/events", content=body, headers=bearer(token))
+    assert answer.status_code == 422, answer.text[:500]
+    assert answer.json()["errors"][0]["pointer"].startswith("/actor/id/0/0")

@@ -64,3 +64,22 @@ def test_a_run_while_one_is_in_progress_answers_409(service: Service) -> None:
     done = service.client.post("/v1/retention/run", headers=admin)
     assert done.status_code == 200
     assert done.json()["failures"] == []
+
+
+def test_a_hold_takes_only_a_tenant_a_token_could_have(service: Service) -> None:
+    admin = bearer(service.token("ops", "admin"))
+    for tenant in ("a\nb", "bidi\u202e", " acme", "x" * 129):
+        answer = service.client.post("/v1/holds", json={"tenant": tenant, "reason": "case 9"}, headers=admin)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["errors"][0]["parameter"] == "tenant"
+    assert service.client.get("/v1/holds", headers=admin).json() == []
+
+
+def test_the_audit_event_of_a_release_keeps_its_target_whatever_the_path_holds(service: Service) -> None:
+    admin = bearer(service.token("ops", "admin"))
+    assert service.client.delete("/v1/holds/x%0Ay", headers=admin).status_code == 404
+    service.settle()
+    (event,) = service.client.get("/v1/events", params={"q": "action:eventlog.holds.release"}, headers=admin).json()[
+        "events"
+    ]
+    assert event["target"] == {"type": "hold", "id": "x\ufffdy"}

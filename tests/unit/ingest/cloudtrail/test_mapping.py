@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from eventlog.canonical import canonical_json
-from eventlog.model import MAX_DETAILS_STRING, EventIn, _depth, reserved_id, to_document
+from eventlog.model import MAX_DETAILS_STRING, EventIn, details_problem, reserved_id, to_document
 from ingest.cloudtrail.mapping import (
     ID_PREFIX,
     NAMESPACE,
@@ -232,7 +232,7 @@ def test_details_are_kept_within_eventlogs_limits() -> None:
     record["requestParameters"] = {"deep": deep, "long": "x" * 10_000, "big": 2**60, "neg": -(2**60), "ok": 2**53 - 1}
     raw = map_record(record)
     params = raw["details"]["requestParameters"]
-    assert _depth(raw["details"]) <= 8
+    assert details_problem(raw["details"]) is None
     assert params["long"].endswith(TRUNCATED)
     assert len(params["long"]) == MAX_DETAILS_STRING
     assert params["big"] == str(2**60)
@@ -250,6 +250,30 @@ def test_oversized_event_drops_bulky_fields_with_a_marker() -> None:
     assert raw["details"]["responseElements"].startswith(TRUNCATED)
     assert len(orjson.dumps(raw)) <= 65_536
     _validate(raw)
+
+
+def test_objects_with_keys_beyond_the_key_limit_are_kept_as_their_json_text() -> None:
+    record = dict(_by_event_id("865d9377-9c6b-4fd7-8aad-725e95f6a140"))
+    long_key = "k" * 300
+    record["requestParameters"] = {"tags": {long_key: "v", "short": "w"}, "ok": {"k" * 256: 1}}
+    raw = map_record(record)
+    params = raw["details"]["requestParameters"]
+    assert isinstance(params["tags"], str)
+    assert long_key in params["tags"]
+    assert params["ok"] == {"k" * 256: 1}
+    assert details_problem(raw["details"]) is None
+    _validate(raw)
+    _assert_prepared_like_the_reference(_in_window(record))
+    # A tighter limit from the settings applies to both paths alike.
+    _assert_prepared_like_the_reference(_in_window(record), Limits(max_details_key_chars=200))
+
+
+def test_a_top_level_field_name_beyond_the_key_limit_skips_the_record() -> None:
+    record = {**_by_event_id("865d9377-9c6b-4fd7-8aad-725e95f6a140"), "x" * 300: 1}
+    with pytest.raises(SkipRecord) as skipped:
+        map_record(record)
+    assert skipped.value.reason == "invalid"
+    _assert_prepared_like_the_reference(_in_window(record))
 
 
 def test_to_event_skips_records_outside_the_retention_window() -> None:
