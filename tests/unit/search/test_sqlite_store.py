@@ -1,4 +1,4 @@
-"""The embedded store's pieces: FTS escaping, searchable text, and the tenant failsafe."""
+"""The embedded store's pieces: FTS escaping, searchable text, the tenant failsafe, the details index."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from eventlog.journal import Entry
 from search.backend import EventQuery, Scope, TenantScopeMissing
 from search.query import Text, parse, to_sqlite
 from search.sqlite_store import SCHEMA, SqliteStore, _checked
@@ -42,7 +43,11 @@ async def test_empty_store_answers_an_empty_page(tmp_path: Path) -> None:
 def _old_store(path: Path, ips: list[str | None]) -> None:
     """A store as written before the `actor_ip` column existed."""
     conn = sqlite3.connect(path)
-    conn.executescript(SCHEMA.replace("    actor_ip BLOB,\n    status,\n    duration_ms,\n", ""))
+    conn.executescript(
+        SCHEMA.replace("    actor_ip BLOB,\n    status,\n    duration_ms,\n", "").split(
+            "CREATE TABLE IF NOT EXISTS details_leaves"
+        )[0]
+    )
     for i, ip in enumerate(ips):
         actor = {"id": f"u{i}", **({"ip": ip} if ip else {})}
         request = {"status": 200 + i, "duration_ms": 1.5 * i}
@@ -52,6 +57,7 @@ def _old_store(path: Path, ips: list[str | None]) -> None:
             "time": "2026-11-27T10:00:00.000000Z",
             "actor": actor,
             "request": request,
+            "details": {"n": i, "tags": ["old", f"t{i}"], "big": 1.5e300},
         }
         conn.execute(
             "INSERT INTO events (tenant, id, time_us, action, outcome, source, document) VALUES (?, ?, ?, 'a', 'success', 'api', ?)",
@@ -73,6 +79,10 @@ async def test_an_older_store_gets_the_added_columns_filled_and_queries_use_thei
             ("ip:(10.1.2.3 OR 192.168.0.1)", {"e0", "e3"}),
             ("status:>=202", {"e2", "e3"}),
             ("request.duration_ms:<3", {"e0", "e1"}),
+            ("details.n:2", {"e2"}),
+            ("details.tags:(t1 OR t3)", {"e1", "e3"}),
+            ("details.big:1.5e+300", {"e0", "e1", "e2", "e3"}),  # as written (orjson wrote it with '+')
+            ("details.tags:ol*", {"e0", "e1", "e2", "e3"}),
         ]:
             page = await store.search(Scope("acme"), EventQuery(where=parse(query)))
             assert {orjson.loads(d)["id"] for d in page.documents} == expected, query
@@ -83,9 +93,40 @@ async def test_an_older_store_gets_the_added_columns_filled_and_queries_use_thei
         ("ip:2001:db8::/32", "events_tenant_actor_ip"),
         ("status:>=500", "events_tenant_status"),
         ("request.duration_ms:>1000", "events_tenant_duration_ms"),
+        ("details.tags:t1", "details_leaves"),
+        ("details.tags:t*", "details_leaves"),
     ]:
         condition, params = to_sqlite(parse(query))
         sql = f"EXPLAIN QUERY PLAN SELECT id FROM events WHERE tenant = ? AND {condition}"
         plan = " ".join(str(r[3]) for r in conn.execute(sql, ["acme", *params]))
         assert index in plan, (query, plan)
     conn.close()
+
+
+def _entry(seq: int, tenant: str, document: dict[str, Any]) -> Entry:
+    return Entry(seq=seq, id=document["id"], tenant=tenant, document=orjson.dumps(document), committed_at=0.0)
+
+
+def _event(n: int, **fields: Any) -> dict[str, Any]:
+    return {"id": f"e{n}", "time": "2026-11-27T10:00:00.000000Z", "action": "a", "outcome": "success", **fields}
+
+
+async def test_details_index_rows_go_with_their_events(tmp_path: Path) -> None:
+    """Inserted once with their event (also when it is delivered again), deleted with it (as retention does)."""
+    store = SqliteStore(tmp_path / "s.db")
+    try:
+        first = [_entry(1, "acme", _event(1, details={"k": ["a", "a", {"x": True}]})), _entry(2, "acme", _event(2))]
+        await store.deliver(first)
+        await store.deliver(first)
+        await store.deliver([_entry(3, "globex", _event(1, details={"k": "a"}))])
+        conn = sqlite3.connect(tmp_path / "s.db")
+        leaves = conn.execute("SELECT tenant, leaf FROM details_leaves ORDER BY tenant, leaf").fetchall()
+        assert leaves == [("acme", b".k.x=true"), ("acme", b".k=a"), ("globex", b".k=a")]
+        page = await store.search(Scope("acme"), EventQuery(where=parse("details.k:a")))
+        assert [orjson.loads(d)["id"] for d in page.documents] == ["e1"]
+        conn.execute("DELETE FROM events WHERE tenant = 'acme'")
+        conn.commit()
+        assert conn.execute("SELECT tenant FROM details_leaves").fetchall() == [("globex",)]
+        conn.close()
+    finally:
+        await store.close()
