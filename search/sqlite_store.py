@@ -18,6 +18,7 @@ from eventlog.model import parse_time, time_to_us
 from eventlog.sink import Rejection
 from search.backend import Bucket, EventQuery, FacetValue, Page, Position, Scope, TenantScopeMissing
 from search.query import Node, details_leaves, ip_key, leaf_key, to_sqlite
+from search.reads import Reads, Ticket
 from search.text import searchable_text
 
 SCHEMA = """
@@ -55,6 +56,9 @@ _LEAVES_SCHEMA = (
 )
 SCHEMA += "".join(statement + ";\n" for statement in _LEAVES_SCHEMA)
 
+# SQLite calls the progress handler every this many virtual machine steps (a few microseconds' work).
+_PROGRESS_STEPS = 1000
+
 _TENANT_CONDITION = "tenant = ?"
 
 
@@ -74,9 +78,10 @@ class SqliteStore:
 
     name = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, reads: Reads) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
+        self._reads = reads
         self._writer = _connect(path)
         _add_details_leaves(self._writer)
         self._writer.executescript(SCHEMA)
@@ -155,17 +160,24 @@ class SqliteStore:
 
     # -- SearchBackend -----------------------------------------------------
 
+    def _rows(self, ticket: Ticket, sql: str, params: Sequence[Any]) -> list[Any]:
+        """The statement's rows, or the ticket's error once it says stop (deadline, or the caller left)."""
+        conn = self._reader()
+        conn.set_progress_handler(ticket.stopped, _PROGRESS_STEPS)
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError:
+            if ticket.stopped():  # "interrupted": the progress handler stopped the statement
+                raise ticket.stop_error() from None
+            raise
+        finally:
+            conn.set_progress_handler(None, 0)
+
+    async def _read(self, scope: Scope, sql: str, params: list[Any]) -> list[Any]:
+        sql, params = _checked(scope, sql, params)
+        return await self._reads.run(scope.tenant, lambda ticket: self._rows(ticket, sql, params))
+
     async def search(self, scope: Scope, query: EventQuery) -> Page:
-        return await asyncio.to_thread(self._search, scope, query)
-
-    async def get(self, scope: Scope, event_id: str) -> bytes | None:
-        sql, params = _checked(
-            scope, "SELECT document FROM events WHERE tenant = ? AND id = ?", [scope.tenant, event_id]
-        )
-        row = await asyncio.to_thread(lambda: self._reader().execute(sql, params).fetchone())
-        return bytes(row[0]) if row else None
-
-    def _search(self, scope: Scope, query: EventQuery) -> Page:
         condition, params = to_sqlite(query.where)
         params = [scope.tenant, *params]
         descending = query.order == "desc"
@@ -179,12 +191,17 @@ class SqliteStore:
             f"ORDER BY time_us {direction}, id {direction} LIMIT ?"
         )
         params.append(query.limit + 1)
-        sql, params = _checked(scope, sql, params)
-        rows = self._reader().execute(sql, params).fetchall()
+        rows = await self._read(scope, sql, params)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         last = Position(rows[-1][0], rows[-1][1]) if rows else None
         return Page([bytes(r[2]) for r in rows], last, more)
+
+    async def get(self, scope: Scope, event_id: str) -> bytes | None:
+        rows = await self._read(
+            scope, "SELECT document FROM events WHERE tenant = ? AND id = ?", [scope.tenant, event_id]
+        )
+        return bytes(rows[0][0]) if rows else None
 
     async def histogram(
         self, scope: Scope, where: Node, *, since_us: int, until_us: int, interval_us: int
@@ -195,8 +212,7 @@ class SqliteStore:
             f"SELECT (time_us / {width}) * {width} AS bucket, COUNT(*) FROM events WHERE {_TENANT_CONDITION} "
             f"AND time_us >= ? AND time_us < ? AND ({condition}) GROUP BY bucket ORDER BY bucket"
         )
-        sql, bound = _checked(scope, sql, [scope.tenant, since_us, until_us, *params])
-        rows = await asyncio.to_thread(lambda: self._reader().execute(sql, bound).fetchall())
+        rows = await self._read(scope, sql, [scope.tenant, since_us, until_us, *params])
         return [Bucket(int(start), int(count)) for start, count in rows]
 
     async def facets(self, scope: Scope, where: Node, *, field: str, size: int) -> list[FacetValue]:
@@ -206,8 +222,7 @@ class SqliteStore:
             f"SELECT {column} AS value, COUNT(*) AS n FROM events WHERE {_TENANT_CONDITION} AND ({condition}) "
             f"AND {column} IS NOT NULL GROUP BY value ORDER BY n DESC, {_FACET_TIEBREAK.get(field, 'value')} ASC LIMIT ?"
         )
-        sql, bound = _checked(scope, sql, [scope.tenant, *params, size])
-        rows = await asyncio.to_thread(lambda: self._reader().execute(sql, bound).fetchall())
+        rows = await self._read(scope, sql, [scope.tenant, *params, size])
         return [FacetValue(str(value), int(count)) for value, count in rows]
 
     async def export(self, scope: Scope, query: EventQuery) -> AsyncIterator[Sequence[bytes]]:

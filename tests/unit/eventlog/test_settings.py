@@ -26,3 +26,9 @@ def test_environment_is_read_with_prefix_and_unknown_fields_refused(monkeypatch:
     assert Settings().retention_days == 30
     with pytest.raises(ValidationError):
         Settings(retention_dayz=3)  # type: ignore[call-arg]
+
+
+def test_one_tenants_share_of_the_read_threads_cannot_exceed_them() -> None:
+    with pytest.raises(ValidationError, match="read_tenant_concurrent_reads"):
+        Settings(read_threads=2, read_tenant_concurrent_reads=3)
+    assert Settings(read_threads=2, read_tenant_concurrent_reads=2).read_tenant_concurrent_reads == 2
