@@ -93,7 +93,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,6 +131,7 @@ from search.opensearch.client import build_client
 from search.opensearch.sink import BulkRetry, chunks, rejections
 from search.opensearch.template import alias, install
 from search.query import Node, Not, Range, Term, parse, to_sqlite
+from search.reads import Reads
 from search.sqlite_store import SqliteStore
 
 TARGET_OPENSEARCH_P95_MS = 50.0
@@ -490,8 +490,13 @@ def bulk_into(client: OpenSearch, prefix: str, max_bytes: int) -> Callable[[list
     return write
 
 
+def bench_reads(threads: int = 1) -> Reads:
+    """Reads as the service runs them, with a deadline no measured query reaches."""
+    return Reads(threads=threads, tenant_reads=threads, tenant_queue=1000, deadline_seconds=3600.0)
+
+
 def load(args: argparse.Namespace, anchor: datetime, search_db: Path, client: OpenSearch, prefix: str) -> LoadResult:
-    store = SqliteStore(search_db)
+    store = SqliteStore(search_db, bench_reads())
     install(client, prefix, shards=1, replicas=0)
     generator = Generator(args.events, args.seed, anchor)
     sqlite_writer = _Writer("sqlite writer", lambda batch: _raise_rejections(store._insert(batch)))
@@ -752,7 +757,9 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
 
-    def search(self, *, index: str, body: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    def search(
+        self, *, index: str, body: dict[str, Any], params: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         self.calls.append((index, orjson.loads(orjson.dumps(body)), dict(params)))
         return {"hits": {"hits": []}, "aggregations": {}}
 
@@ -769,10 +776,9 @@ class Embedded:
 
     def __init__(self, search_db: Path, runner: asyncio.Runner) -> None:
         self.path = search_db
-        self.store = SqliteStore(search_db)
+        # One read thread, so that the store keeps one reader connection (which `explain` traces).
+        self.store = SqliteStore(search_db, bench_reads(threads=1))
         self.runner = runner
-        # One worker thread, so that the store keeps one reader connection (which `explain` traces).
-        runner.get_loop().set_default_executor(ThreadPoolExecutor(max_workers=1, thread_name_prefix="store"))
 
     def run(self, query: Query, where: Node | None = None) -> Result:
         return ask(self.store, self.runner, query, where)
@@ -823,7 +829,7 @@ class Remote:
     def __init__(self, client: OpenSearch, prefix: str, runner: asyncio.Runner) -> None:
         self.client = client
         self.prefix = prefix
-        self.backend = OpenSearchBackend(client, prefix)
+        self.backend = OpenSearchBackend(client, prefix, bench_reads())
         self.runner = runner
 
     def run(self, query: Query, where: Node | None = None) -> Result:
@@ -840,7 +846,7 @@ class Remote:
     def compile(self, query: Query) -> Compiled:
         """Index, body and params exactly as OpenSearchBackend would send them for this query."""
         recorder = Recorder()
-        ask(OpenSearchBackend(cast(OpenSearch, recorder), self.prefix), self.runner, query)
+        ask(OpenSearchBackend(cast(OpenSearch, recorder), self.prefix, bench_reads()), self.runner, query)
         index, body, params = recorder.calls[-1]
         return Compiled(index, body, params)
 

@@ -40,7 +40,7 @@ __all__ = [
 
 DEFAULT_PREFIX = "eventlog"
 # Same rule as Settings.opensearch_index_prefix (dashboards/ imports nothing of eventlog/).
-_PREFIX = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+_PREFIX = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}\Z")
 _ID_PREFIX = f"{DEFAULT_PREFIX}-"
 _TITLE_PREFIX = f"{DEFAULT_PREFIX}: "
 IMPORT_PATH = "/api/saved_objects/_import"

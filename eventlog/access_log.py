@@ -2,62 +2,39 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
-import uuid_utils
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-log = logging.getLogger("eventlog.access")
+from eventlog.caller import REQUEST_ID_HEADER, ClientAddress, request_id_of
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+log = logging.getLogger("eventlog.access")
 
 
 class AccessLog:
     def __init__(self, app: ASGIApp, *, trusted_proxies: Sequence[str] = ()) -> None:
         self.app = app
-        self._trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
-
-    def _trusted_peer(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self._trusted)
+        self._client = ClientAddress(trusted_proxies)
 
     def client_ip(self, scope: Scope) -> str:
-        peer = scope["client"][0] if scope.get("client") else "unknown"
-        if not self._trusted or not self._trusted_peer(peer):
-            return str(peer)
-        forwarded = [
-            v.strip()
-            for name, value in scope["headers"]
-            if name == b"x-forwarded-for"
-            for v in value.decode("latin-1").split(",")
-        ]
-        # The rightmost address a trusted proxy did not add is the real client.
-        for candidate in reversed(forwarded):
-            if not self._trusted_peer(candidate):
-                return str(candidate)
-        return str(peer)
+        peer = scope["client"][0] if scope.get("client") else None
+        forwarded = x_forwarded_for = None
+        for name, value in scope["headers"]:
+            if name == b"forwarded":
+                forwarded = value.decode("latin-1")
+            elif name == b"x-forwarded-for":
+                x_forwarded_for = value.decode("latin-1")
+        return self._client(peer, forwarded, x_forwarded_for) or "unknown"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                candidate = value.decode("latin-1")
-                if _REQUEST_ID.match(candidate):
-                    request_id = candidate
-                break
-        request_id = request_id or str(uuid_utils.uuid7())
+        request_id = request_id_of(scope["headers"])
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["client_ip"] = self.client_ip(scope)
@@ -67,7 +44,7 @@ class AccessLog:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, request_id.encode())]
             await send(message)
 
         try:

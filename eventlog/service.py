@@ -53,6 +53,7 @@ from search.keboola import router as keboola_router
 from search.opensearch.backend import OpenSearchBackend
 from search.opensearch.client import build_client
 from search.opensearch.sink import OpenSearchSink
+from search.reads import Reads
 from search.sqlite_store import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,13 @@ def stream_name(settings: Settings) -> str:
     return settings.stream or socket.gethostname()[:64] or "node"
 
 
-def search_store(settings: Settings, client: OpenSearch | None = None) -> tuple[SearchBackend, Sink]:
-    """OpenSearch when a URL is configured, else the embedded SQLite store."""
+def search_store(
+    settings: Settings, client: OpenSearch | None = None, reads: Reads | None = None
+) -> tuple[SearchBackend, Sink]:
+    """OpenSearch when a URL is configured, else the embedded SQLite store; its reads run on `reads`."""
+    reads = reads or Reads.from_settings(settings)
     if settings.opensearch_url is None:
-        store = SqliteStore(settings.search_path)
+        store = SqliteStore(settings.search_path, reads)
         return store, store
     client = client or build_client(settings)
     prefix = settings.opensearch_index_prefix
@@ -76,7 +80,7 @@ def search_store(settings: Settings, client: OpenSearch | None = None) -> tuple[
         shards=settings.opensearch_shards,
         replicas=settings.opensearch_replicas,
     )
-    return OpenSearchBackend(client, prefix), sink
+    return OpenSearchBackend(client, prefix, reads), sink
 
 
 def retention_parts(
@@ -185,7 +189,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     )
     # One client (one connection pool) for the search store and retention.
     client = build_client(settings) if settings.opensearch_url is not None else None
-    store, sink = search_store(settings, client)
+    reads = Reads.from_settings(settings)
+    store, sink = search_store(settings, client, reads)
     sinks: list[Sink] = [sink]
     if settings.syslog_url is not None:
         sinks.append(SyslogSink.from_settings(settings, registry=metrics.registry))
@@ -248,6 +253,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
             journal.close()
             tokens.close()
             holds.close()
+            reads.close()
             log.info("eventlog stopped", extra={"last_seq": journal.last_seq})
 
     app = FastAPI(
@@ -260,6 +266,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     app.state.ctx = ctx
     app.state.backend = store
     app.state.cursors = cursors
+    app.state.reads = reads
     app.state.holds = holds
     app.state.retention = scheduler
     errors.install(app)

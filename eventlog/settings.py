@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventlog.tenant import TenantName, check_tenant
@@ -152,6 +152,26 @@ class Settings(BaseSettings):
         "default", description="Tenant of the admin token printed when the service starts with no tokens."
     )
 
+    read_deadline_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Longest one read of the search store may run (a page of a search or an export, a histogram, facets), in seconds; a read stopped at it answers 400 read_deadline_exceeded, which tells to narrow the query or the time range.",
+    )
+    read_threads: int = Field(
+        8, ge=1, le=256, description="Threads that run the reads of the search store; reads use no others."
+    )
+    read_tenant_concurrent_reads: int = Field(
+        2,
+        ge=1,
+        description="Reads one tenant may run at once, at most read_threads; below it, the other tenants' reads find a free thread while one tenant's reads are slow.",
+    )
+    read_tenant_queued_reads: int = Field(
+        32,
+        ge=0,
+        description="Reads of one tenant that may wait for one of its running reads to end, each at most read_deadline_seconds; one more, or a longer wait, answers 429 with Retry-After.",
+    )
+
     opensearch_url: str | None = Field(
         None, description="OpenSearch base URL (http[s]://host:port); when set, OpenSearch is the search store."
     )
@@ -267,6 +287,15 @@ class Settings(BaseSettings):
         False,
         description="CloudTrail digest validation: import a log file only once a valid digest file lists it and its hash matches; otherwise a log file no digest lists yet is imported and counted as unvalidated.",
     )
+
+    @model_validator(mode="after")
+    def _tenant_share_fits(self) -> Settings:
+        if self.read_tenant_concurrent_reads > self.read_threads:
+            raise ValueError(
+                f"read_tenant_concurrent_reads ({self.read_tenant_concurrent_reads}) must not exceed "
+                f"read_threads ({self.read_threads}): one tenant's share is part of the read threads"
+            )
+        return self
 
     @property
     def journal_path(self) -> Path:

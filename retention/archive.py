@@ -65,9 +65,9 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "_manifest.json"
 MANIFEST_VERSION = 1
-_OBJECT_NAME = re.compile(r"^events-\d{5,}\.ndjson\.gz$")
+_OBJECT_NAME = re.compile(r"^events-\d{5,}\.ndjson\.gz\Z")
 _KEY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
-_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}\Z")
 _GZIP_WBITS = 31  # zlib's gzip container; its header has mtime 0, so equal input gives equal bytes
 _COMPRESS_LEVEL = 6
 _CHUNK_BYTES = 1 << 20

@@ -22,6 +22,7 @@ from eventlog.model import format_time, time_to_us
 from search import cursor as cursors
 from search.backend import FACET_FIELDS, EventQuery, Scope, SearchBackend, all_of
 from search.query import KNOWN_FIELDS, Node, QueryError, Range, Term, parse
+from search.reads import while_connected
 from search.tail import tail
 
 router = APIRouter(tags=["events"])
@@ -96,6 +97,7 @@ def _where(
 
 @router.get("/v1/events", summary="Search events, newest first")
 async def list_events(
+    request: Request,
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.list"))],
     store: Annotated[SearchBackend, Depends(backend)],
     codec: Annotated[cursors.Cursors, Depends(cursor_codec)],
@@ -128,7 +130,7 @@ async def list_events(
             query = replace(query, after=codec.decode(cursor, fingerprint))
         except cursors.CursorError as exc:
             raise ApiError(400, "invalid_cursor", str(exc), [{"parameter": "cursor", "message": str(exc)}]) from None
-    page = await store.search(scope, query)
+    page = await while_connected(request, store.search(scope, query))
     next_cursor = codec.encode(page.last, fingerprint) if page.more and page.last is not None else None
     body = b'{"events":[' + b",".join(page.documents) + b'],"next_cursor":' + orjson.dumps(next_cursor) + b"}"
     return Response(body, media_type="application/json")
@@ -171,6 +173,7 @@ def _label(seconds: int) -> str:
 
 @router.get("/v1/events/histogram", summary="Counts of matching events per interval")
 async def histogram(
+    request: Request,
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.histogram"))],
     store: Annotated[SearchBackend, Depends(backend)],
     ctx: Annotated[Context, Depends(context)],
@@ -190,7 +193,9 @@ async def histogram(
         raise ApiError(400, "invalid_parameters", "`since` must lie before `until`")
     seconds = _interval_seconds(interval, until_us - since_us)
     width = seconds * 1_000_000
-    found = await store.histogram(scope, _parse(q), since_us=since_us, until_us=until_us, interval_us=width)
+    found = await while_connected(
+        request, store.histogram(scope, _parse(q), since_us=since_us, until_us=until_us, interval_us=width)
+    )
     counts = {bucket.start_us: bucket.count for bucket in found}
     start = since_us - since_us % width
     buckets = [
@@ -209,6 +214,7 @@ async def histogram(
 
 @router.get("/v1/events/facets", summary="Top values of one field among matching events")
 async def facets(
+    request: Request,
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.facets"))],
     store: Annotated[SearchBackend, Depends(backend)],
     field: Annotated[
@@ -224,7 +230,7 @@ async def facets(
     canonical = {"actor": "actor.id", "ip": "actor.ip"}.get(field, field)
     assert canonical in FACET_FIELDS
     where = _where(q, since_us=_micros(since, "since"), until_us=_micros(until, "until"))
-    values = await store.facets(scope, where, field=canonical, size=size)
+    values = await while_connected(request, store.facets(scope, where, field=canonical, size=size))
     return {"field": canonical, "values": [{"value": v.value, "count": v.count} for v in values]}
 
 
@@ -285,8 +291,17 @@ async def ndjson_rows(pages: AsyncIterator[Sequence[bytes]]) -> AsyncIterator[by
         yield b"\n".join(page) + b"\n"
 
 
+async def _from(first: Sequence[bytes] | None, pages: AsyncIterator[Sequence[bytes]]) -> AsyncIterator[Sequence[bytes]]:
+    if first is None:
+        return
+    yield first
+    async for page in pages:
+        yield page
+
+
 @router.get("/v1/events/export", summary="Every matching event as NDJSON or CSV, streamed")
 async def export(
+    request: Request,
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.export"))],
     store: Annotated[SearchBackend, Depends(backend)],
     format: Annotated[Literal["ndjson", "csv"], Query()] = "ndjson",
@@ -298,7 +313,9 @@ async def export(
 ) -> StreamingResponse:
     scope = Scope(read_tenant(caller, tenant))
     where = _where(q, since_us=_micros(since, "since"), until_us=_micros(until, "until"))
-    pages = store.export(scope, EventQuery(where=where, order=order))
+    exported = store.export(scope, EventQuery(where=where, order=order))
+    # Read before the answer starts, so that the first page's refusal (deadline, busy) has its own status.
+    pages = _from(await while_connected(request, anext(exported, None)), exported)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     safe_tenant = re.sub(r"[^A-Za-z0-9._-]", "_", scope.tenant)[:64]
     filename = f"eventlog-{safe_tenant}-{stamp}.{format}"
@@ -347,6 +364,7 @@ async def tail_events(
 
 @router.get("/v1/events/{event_id}", summary="One event by id")
 async def get_event(
+    request: Request,
     event_id: Annotated[str, Path(max_length=128)],
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.get"))],
     store: Annotated[SearchBackend, Depends(backend)],
@@ -354,7 +372,7 @@ async def get_event(
     tenant: TenantParam = None,
 ) -> Response:
     scope = Scope(read_tenant(caller, tenant))
-    document = await store.get(scope, event_id)
+    document = await while_connected(request, store.get(scope, event_id))
     if document is None:
         # Acknowledged but not yet in the store: the journal is the source of truth.
         document = ctx.journal.get(scope.tenant, event_id)

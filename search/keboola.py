@@ -42,6 +42,7 @@ from eventlog.settings import Settings
 from search.api import QParam, _parse, backend
 from search.backend import EventQuery, Position, Scope, SearchBackend, all_of
 from search.query import And, Exists, Node, Not, Or, Range, Term
+from search.reads import while_connected
 
 log = logging.getLogger(__name__)
 
@@ -510,6 +511,7 @@ def _component_is(component: str) -> Node:
 
 @router.get("/v2/storage/events", summary="Keboola: list events")
 async def list_events(
+    request: Request,
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.keboola.list", header=TOKEN_HEADER))],
     store: Annotated[SearchBackend, Depends(backend)],
     ctx: Annotated[Context, Depends(context)],
@@ -536,10 +538,10 @@ async def list_events(
         )
     scope = Scope(caller.tenant)
     conditions: list[Node] = [_parse(q)]
-    since = await _bound(store, ctx, scope, "sinceId", since_id)
+    since = await while_connected(request, _bound(store, ctx, scope, "sinceId", since_id))
     if since is not None:
         conditions.append(Range("chain.seq", ">", since))
-    before = await _bound(store, ctx, scope, "maxId", max_id)
+    before = await while_connected(request, _bound(store, ctx, scope, "maxId", max_id))
     if before is not None:
         conditions.append(Range("chain.seq", "<", before))
     if component:
@@ -554,7 +556,8 @@ async def list_events(
     documents: list[bytes] = []
     after: Position | None = None
     while len(documents) < wanted:
-        page = await store.search(scope, EventQuery(where, sort_order, min(_PAGE, wanted - len(documents)), after))
+        query = EventQuery(where, sort_order, min(_PAGE, wanted - len(documents)), after)
+        page = await while_connected(request, store.search(scope, query))
         documents.extend(page.documents)
         if not page.more or page.last is None:
             break
@@ -564,13 +567,14 @@ async def list_events(
 
 @router.get("/v2/storage/events/{event_id}", summary="Keboola: one event by id or uuid")
 async def get_event(
+    request: Request,
     event_id: Annotated[str, Path(max_length=128)],
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.keboola.get", header=TOKEN_HEADER))],
     store: Annotated[SearchBackend, Depends(backend)],
     ctx: Annotated[Context, Depends(context)],
 ) -> Response:
     scope = Scope(caller.tenant)
-    document = await _find(store, ctx, scope, event_id)
+    document = await while_connected(request, _find(store, ctx, scope, event_id))
     if document is None:
         raise ApiError(404, "event_not_found", f"Event {event_id} not found")
     return _json(to_keboola(document))

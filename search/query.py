@@ -53,11 +53,15 @@ An AST built by code (not by `parse`) may also name other stored fields, e.g. `T
 they compare as their plain JSON values (`json_extract` in SQLite, the field as mapped in OpenSearch).
 
 Limits: 2000 characters, 20 levels of nesting (parentheses and negations), 100 terms (every value
-written counts, dropped ones too). Every error is a `QueryError` with position, found and expected.
+written counts, dropped ones too), at most 20 of them on details fields (each value of a
+`details.<key>:(a OR b)` counts): every details term is a lookup in the store's index of details values,
+a prefix or `:*` a range of it, so their number bounds what a query costs. Every error is a
+`QueryError` with position, found and expected.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import ipaddress
 import math
@@ -76,6 +80,7 @@ __all__ = [
     "ALIASES",
     "KNOWN_FIELDS",
     "MAX_DEPTH",
+    "MAX_DETAILS_TERMS",
     "MAX_LENGTH",
     "MAX_TERMS",
     "All",
@@ -94,7 +99,9 @@ __all__ = [
     "Text",
     "Value",
     "cidr_match",
+    "details_leaves",
     "ip_key",
+    "leaf_key",
     "matches",
     "parse",
     "to_opensearch",
@@ -104,6 +111,7 @@ __all__ = [
 MAX_LENGTH = 2000
 MAX_DEPTH = 20
 MAX_TERMS = 100
+MAX_DETAILS_TERMS = 20
 
 END = "end of query"
 
@@ -328,6 +336,7 @@ class _Parser:
         self.tokens = _lex(text)
         self.i = 0
         self.terms = 0
+        self.details_terms = 0
 
     # token access
 
@@ -347,10 +356,14 @@ class _Parser:
     def is_operator(self, token: _Token | None, name: str) -> bool:
         return token is not None and token.kind == "word" and token.text == name
 
-    def count_term(self, pos: int, found: str) -> None:
+    def count_term(self, pos: int, found: str, field: str | None = None) -> None:
         self.terms += 1
         if self.terms > MAX_TERMS:
             raise QueryError(pos, found, f"at most {MAX_TERMS} terms")
+        if field is not None and field.startswith(_DETAILS):
+            self.details_terms += 1
+            if self.details_terms > MAX_DETAILS_TERMS:
+                raise QueryError(pos, found, f"at most {MAX_DETAILS_TERMS} terms on details fields")
 
     # grammar
 
@@ -447,7 +460,7 @@ class _Parser:
                 rest_pos += len(candidate)
                 break
         if rest:
-            self.count_term(rest_pos, rest)
+            self.count_term(rest_pos, rest, field)
             return _field_value(field, op, rest, quoted=False, pos=rest_pos, source=rest)
         after = self.peek()
         expected = f"a value right after '{token.text}'"
@@ -457,7 +470,7 @@ class _Parser:
             raise QueryError(token.end, self.text[token.end], expected)
         if after.kind == "phrase":
             self.take()
-            self.count_term(after.pos, after.raw(self.text))
+            self.count_term(after.pos, after.raw(self.text), field)
             return _field_value(field, op, after.text, quoted=True, pos=after.pos, source=after.raw(self.text))
         if after.kind == "(" and op is None:
             self.take()
@@ -480,7 +493,7 @@ class _Parser:
         if token is None or token.kind in ("(", ")") or (token.kind == "word" and token.text in _OPERATORS):
             raise self.fail(token, "a value")
         self.take()
-        self.count_term(token.pos, token.raw(self.text))
+        self.count_term(token.pos, token.raw(self.text), field)
         quoted = token.kind == "phrase"
         return _field_value(field, None, token.text, quoted=quoted, pos=token.pos, source=token.raw(self.text))
 
@@ -725,21 +738,10 @@ _NUL_FREE_DOCUMENT = (
     "'\\\\', '\\u005c'), '\\\"', '\\u0022'), '\\u0001', '\\u0001\\u0002'), '\\u0000', '\\u0001\\u0001')"
 )
 
-# Every scalar of details as the flat_object string "<.path>=<text>" (the path with a leading dot),
-# walked level by level with json_each. Numbers keep their stored text through `->`, which SQLite
-# renders from the original JSON.
-_DETAILS_LEAVES = (
-    f"WITH RECURSIVE d(doc) AS (SELECT {_NUL_FREE_DOCUMENT}), "
-    "n(path, type, value, raw) AS ("
-    "SELECT '.' || e.key, e.type, e.value, CASE WHEN e.type IN ('integer', 'real') THEN d.doc -> e.fullkey END "
-    "FROM d, json_each(d.doc, '$.details') AS e "
-    "UNION ALL "
-    "SELECT CASE n.type WHEN 'object' THEN n.path || '.' || e.key ELSE n.path END, e.type, e.value, "
-    "CASE WHEN e.type IN ('integer', 'real') THEN n.value -> e.fullkey END "
-    "FROM n, json_each(n.value) AS e WHERE n.type IN ('object', 'array')), "
-    "leaves(leaf) AS (SELECT path || '=' || CASE type WHEN 'text' THEN value WHEN 'true' THEN 'true' "
-    "WHEN 'false' THEN 'false' ELSE raw END FROM n WHERE type NOT IN ('object', 'array', 'null')) "
-)
+# Details are matched in the store's index of details leaves (search/sqlite_store.py): one row per
+# tenant, flat_object string and event. It is keyed by tenant first, and `?1` is that tenant: every
+# statement of the store binds it as its first parameter (the store's failsafe checks that it does).
+_DETAILS_INDEX = "rowid IN (SELECT event FROM details_leaves WHERE tenant = ?1 AND {})"
 
 # The only queryable field besides details that may hold control characters (see eventlog/model.py).
 _SQL_NUL_FREE_FIELDS = {"actor.user_agent"}
@@ -753,8 +755,16 @@ def _details_leaf(field: str, value: str) -> str:
     return field[len(_DETAILS) - 1 :] + "=" + value
 
 
-def _sqlite_leaf(field: str, value: str) -> str:
-    return _nul_free(_details_leaf(field, value))
+def leaf_key(leaf: str) -> bytes:
+    """A details leaf as the store's index holds it: UTF-8 bytes, compared bytewise.
+
+    No UTF-8 byte is 0xFF, so the keys starting with `k` are exactly those in [k, k + b"\\xff")."""
+    return leaf.encode("utf-8", "surrogatepass")
+
+
+def _leaf_range(field: str, start: str) -> tuple[bytes, bytes]:
+    low = leaf_key(_details_leaf(field, start))
+    return low, low + b"\xff"
 
 
 def _sql_field(field: str) -> tuple[str, bool]:
@@ -780,7 +790,9 @@ def to_sqlite(node: Node) -> tuple[str, list[object]]:
     """A boolean SQL expression over `events` (and `events_fts`) with its bound parameters.
 
     Every leaf is two-valued (never NULL), so NOT means "not matching" as in the other two.
-    Addresses are matched on the column `actor_ip`, which holds ip_key() of `actor.ip`."""
+    Addresses are matched on the column `actor_ip`, which holds ip_key() of `actor.ip`; details in
+    the table `details_leaves`, which holds leaf_key() of each of `details_leaves()`, for the tenant
+    bound as the statement's first parameter."""
     params: list[object] = []
     sql = _sql(node, params)
     return sql, params
@@ -794,19 +806,17 @@ def _sql(node: Node, params: list[object]) -> str:
             params.append('"' + " ".join(found) + '"' + ("*" if prefix else ""))
             return "rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
         case Term(field, value) if field.startswith(_DETAILS):
-            params.append(_sqlite_leaf(field, str(value)))
-            return f"EXISTS ({_DETAILS_LEAVES}SELECT 1 FROM leaves WHERE leaf = ?)"
+            params.append(leaf_key(_details_leaf(field, str(value))))
+            return _DETAILS_INDEX.format("leaf = ?")
         case AnyOf(field, values) if field.startswith(_DETAILS):
-            params.extend(_sqlite_leaf(field, str(v)) for v in values)
-            return f"EXISTS ({_DETAILS_LEAVES}SELECT 1 FROM leaves WHERE leaf IN ({', '.join('?' * len(values))}))"
+            params.extend(leaf_key(_details_leaf(field, str(v))) for v in values)
+            return _DETAILS_INDEX.format(f"leaf IN ({', '.join('?' * len(values))})")
         case Prefix(field, value) if field.startswith(_DETAILS):
-            leaf = _sqlite_leaf(field, value)
-            params.extend((len(leaf), leaf))
-            return f"EXISTS ({_DETAILS_LEAVES}SELECT 1 FROM leaves WHERE substr(leaf, 1, ?) = ?)"
+            params.extend(_leaf_range(field, value))
+            return _DETAILS_INDEX.format("leaf >= ? AND leaf < ?")
         case Exists(field) if field.startswith(_DETAILS):
-            leaf = _sqlite_leaf(field, "")
-            params.extend((len(leaf), leaf))
-            return f"EXISTS ({_DETAILS_LEAVES}SELECT 1 FROM leaves WHERE substr(leaf, 1, ?) = ?)"
+            params.extend(_leaf_range(field, ""))
+            return _DETAILS_INDEX.format("leaf >= ? AND leaf < ?")
         # Addresses live in the column `actor_ip` as ip_key() bytes, so a network is a range the
         # (tenant, actor_ip) index answers; "IS NOT NULL AND" keeps each leaf two-valued and indexable.
         case Term(field, value) if _FIELDS.get(field) == "ip":
@@ -923,13 +933,17 @@ def _json_text(value: Any) -> str | None:
     return None
 
 
-def _details_leaves(value: Any, path: str) -> Iterator[str]:
+def details_leaves(value: Any, path: str = "") -> Iterator[str]:
+    """Every scalar of `details` as flat_object indexes it: "<.path>=<text>", the path with a leading dot.
+
+    Strings are their text, numbers their JSON text (parse the document with number texts kept, as
+    the embedded store does, to have them as written), `true`/`false`; null is no leaf."""
     if isinstance(value, Mapping):
         for key, item in value.items():
-            yield from _details_leaves(item, f"{path}.{key}")
+            yield from details_leaves(item, f"{path}.{key}")
     elif isinstance(value, list):
         for item in value:
-            yield from _details_leaves(item, path)
+            yield from details_leaves(item, path)
     else:
         text = _json_text(value)
         if text is not None:
@@ -951,11 +965,6 @@ def _field_values(document: Mapping[str, Any], field: str) -> list[Any]:
     return [value] if isinstance(value, str) else []
 
 
-def _phrase_in(found: tuple[str, ...], words: list[str]) -> bool:
-    size = len(found)
-    return any(tuple(words[i : i + size]) == found for i in range(len(words) - size + 1))
-
-
 def _compare(left: int | float, op: Op, right: int | float) -> bool:
     if op == "<":
         return left < right
@@ -968,46 +977,92 @@ def _compare(left: int | float, op: Op, right: int | float) -> bool:
 
 def matches(node: Node, document: Mapping[str, Any]) -> bool:
     """Whether a stored event document (as the API returns it) matches: the reference semantics."""
-    match node:
-        case All():
-            return True
-        case Text(found, prefix):
-            words = searchable_text(dict(document)).split()
-            if prefix:
-                return any(word.startswith(found[0]) for word in words)
-            return _phrase_in(found, words)
-        case Term(field, value) if field.startswith(_DETAILS):
-            return _details_leaf(field, str(value)) in _details_leaves(document.get("details"), "")
-        case AnyOf(field, values) if field.startswith(_DETAILS):
-            wanted = {_details_leaf(field, str(v)) for v in values}
-            return any(leaf in wanted for leaf in _details_leaves(document.get("details"), ""))
-        case Prefix(field, value) if field.startswith(_DETAILS):
-            start = _details_leaf(field, value)
-            return any(leaf.startswith(start) for leaf in _details_leaves(document.get("details"), ""))
-        case Exists(field) if field.startswith(_DETAILS):
-            start = _details_leaf(field, "")
-            return any(leaf.startswith(start) for leaf in _details_leaves(document.get("details"), ""))
-        case Term(field, value) if _FIELDS.get(field) == "ip":
-            return any(cidr_match(ip, str(value)) for ip in _field_values(document, field))
-        case AnyOf(field, values) if _FIELDS.get(field) == "ip":
-            return any(cidr_match(ip, str(v)) for ip in _field_values(document, field) for v in values)
-        case Cidr(field, network):
-            return any(cidr_match(ip, network) for ip in _field_values(document, field))
-        case Term(field, value):
-            return value in _field_values(document, field)
-        case AnyOf(field, values):
-            return any(v in values for v in _field_values(document, field))
-        case Prefix(field, value):
-            return any(v.startswith(value) for v in _field_values(document, field))
-        case Exists(field):
-            return bool(_field_values(document, field))
-        case Range(field, op, value):
-            return any(_compare(v, op, value) for v in _field_values(document, field) if type(v) is not str)
-        case Not(item):
-            return not matches(item, document)
-        case And(items):
-            return all(matches(item, document) for item in items)
-        case Or(items):
-            return any(matches(item, document) for item in items)
-        case _:
-            assert_never(node)
+    return _Evaluation(document).matches(node)
+
+
+class _Evaluation:
+    """One document against a query: its words and details leaves are indexed once, not walked once per term."""
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        self.document = document
+        self._words: list[str] | None = None
+        self._positions: dict[str, list[int]] | None = None
+        self._vocabulary: list[str] | None = None
+        self._leaves: set[str] | None = None
+
+    @property
+    def words(self) -> list[str]:
+        if self._words is None:
+            self._words = searchable_text(dict(self.document)).split()
+        return self._words
+
+    @property
+    def positions(self) -> dict[str, list[int]]:
+        if self._positions is None:
+            self._positions = {}
+            for i, word in enumerate(self.words):
+                self._positions.setdefault(word, []).append(i)
+        return self._positions
+
+    @property
+    def vocabulary(self) -> list[str]:
+        if self._vocabulary is None:
+            self._vocabulary = sorted(self.positions)
+        return self._vocabulary
+
+    def has_phrase(self, found: tuple[str, ...]) -> bool:
+        words, size = self.words, len(found)
+        return any(tuple(words[i : i + size]) == found for i in self.positions.get(found[0], ()))
+
+    def has_prefix(self, start: str) -> bool:
+        vocabulary = self.vocabulary
+        i = bisect.bisect_left(vocabulary, start)
+        return i < len(vocabulary) and vocabulary[i].startswith(start)
+
+    @property
+    def leaves(self) -> set[str]:
+        if self._leaves is None:
+            self._leaves = set(details_leaves(self.document.get("details")))
+        return self._leaves
+
+    def matches(self, node: Node) -> bool:
+        document = self.document
+        match node:
+            case All():
+                return True
+            case Text(found, prefix):
+                return self.has_prefix(found[0]) if prefix else self.has_phrase(found)
+            case Term(field, value) if field.startswith(_DETAILS):
+                return _details_leaf(field, str(value)) in self.leaves
+            case AnyOf(field, values) if field.startswith(_DETAILS):
+                return any(_details_leaf(field, str(v)) in self.leaves for v in values)
+            case Prefix(field, value) if field.startswith(_DETAILS):
+                start = _details_leaf(field, value)
+                return any(leaf.startswith(start) for leaf in self.leaves)
+            case Exists(field) if field.startswith(_DETAILS):
+                start = _details_leaf(field, "")
+                return any(leaf.startswith(start) for leaf in self.leaves)
+            case Term(field, value) if _FIELDS.get(field) == "ip":
+                return any(cidr_match(ip, str(value)) for ip in _field_values(document, field))
+            case AnyOf(field, values) if _FIELDS.get(field) == "ip":
+                return any(cidr_match(ip, str(v)) for ip in _field_values(document, field) for v in values)
+            case Cidr(field, network):
+                return any(cidr_match(ip, network) for ip in _field_values(document, field))
+            case Term(field, value):
+                return value in _field_values(document, field)
+            case AnyOf(field, values):
+                return any(v in values for v in _field_values(document, field))
+            case Prefix(field, value):
+                return any(v.startswith(value) for v in _field_values(document, field))
+            case Exists(field):
+                return bool(_field_values(document, field))
+            case Range(field, op, value):
+                return any(_compare(v, op, value) for v in _field_values(document, field) if type(v) is not str)
+            case Not(item):
+                return not self.matches(item)
+            case And(items):
+                return all(self.matches(item) for item in items)
+            case Or(items):
+                return any(self.matches(item) for item in items)
+            case _:
+                assert_never(node)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from eventlog.journal import Entry
 from eventlog.model import parse_time, time_to_us
 from eventlog.sink import Rejection
 from search.backend import Bucket, EventQuery, FacetValue, Page, Position, Scope, TenantScopeMissing
-from search.query import Node, ip_key, to_sqlite
+from search.query import Node, details_leaves, ip_key, leaf_key, to_sqlite
+from search.reads import Reads, Ticket
 from search.text import searchable_text
 
 SCHEMA = """
@@ -41,6 +43,22 @@ CREATE INDEX IF NOT EXISTS events_tenant_time ON events (tenant, time_us, id);
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5 (body, tokenize = 'ascii');
 """
 
+# Every scalar of an event's details as its flat_object string (search/query.py, details_leaves), so
+# that a details term is an index range rather than a walk through every document of the tenant.
+# Rows go with their event: inserted with it, deleted by the trigger (retention deletes events).
+_LEAVES_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS details_leaves ("
+    "tenant TEXT NOT NULL, leaf BLOB NOT NULL, event INTEGER NOT NULL, PRIMARY KEY (tenant, leaf, event)"
+    ") WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS details_leaves_event ON details_leaves (event)",
+    "CREATE TRIGGER IF NOT EXISTS events_delete_details_leaves AFTER DELETE ON events "
+    "BEGIN DELETE FROM details_leaves WHERE event = old.rowid; END",
+)
+SCHEMA += "".join(statement + ";\n" for statement in _LEAVES_SCHEMA)
+
+# SQLite calls the progress handler every this many virtual machine steps (a few microseconds' work).
+_PROGRESS_STEPS = 1000
+
 _TENANT_CONDITION = "tenant = ?"
 
 
@@ -60,10 +78,12 @@ class SqliteStore:
 
     name = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, reads: Reads) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
+        self._reads = reads
         self._writer = _connect(path)
+        _add_details_leaves(self._writer)
         self._writer.executescript(SCHEMA)
         _add_columns(self._writer)
         self._local = threading.local()
@@ -116,11 +136,12 @@ class SqliteStore:
                         request.get("duration_ms"),
                     ),
                 )
-                # A redelivered event is ignored above; index its text only once.
+                # A redelivered event is ignored above; index its text and details only once.
                 if cur.rowcount == 1:
                     conn.execute(
                         "INSERT INTO events_fts (rowid, body) VALUES (?, ?)", (cur.lastrowid, searchable_text(document))
                     )
+                    insert_details_leaves(conn, entry.tenant, cur.lastrowid, entry.document, document)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -139,17 +160,24 @@ class SqliteStore:
 
     # -- SearchBackend -----------------------------------------------------
 
+    def _rows(self, ticket: Ticket, sql: str, params: Sequence[Any]) -> list[Any]:
+        """The statement's rows, or the ticket's error once it says stop (deadline, or the caller left)."""
+        conn = self._reader()
+        conn.set_progress_handler(ticket.stopped, _PROGRESS_STEPS)
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError:
+            if ticket.stopped():  # "interrupted": the progress handler stopped the statement
+                raise ticket.stop_error() from None
+            raise
+        finally:
+            conn.set_progress_handler(None, 0)
+
+    async def _read(self, scope: Scope, sql: str, params: list[Any]) -> list[Any]:
+        sql, params = _checked(scope, sql, params)
+        return await self._reads.run(scope.tenant, lambda ticket: self._rows(ticket, sql, params))
+
     async def search(self, scope: Scope, query: EventQuery) -> Page:
-        return await asyncio.to_thread(self._search, scope, query)
-
-    async def get(self, scope: Scope, event_id: str) -> bytes | None:
-        sql, params = _checked(
-            scope, "SELECT document FROM events WHERE tenant = ? AND id = ?", [scope.tenant, event_id]
-        )
-        row = await asyncio.to_thread(lambda: self._reader().execute(sql, params).fetchone())
-        return bytes(row[0]) if row else None
-
-    def _search(self, scope: Scope, query: EventQuery) -> Page:
         condition, params = to_sqlite(query.where)
         params = [scope.tenant, *params]
         descending = query.order == "desc"
@@ -163,12 +191,17 @@ class SqliteStore:
             f"ORDER BY time_us {direction}, id {direction} LIMIT ?"
         )
         params.append(query.limit + 1)
-        sql, params = _checked(scope, sql, params)
-        rows = self._reader().execute(sql, params).fetchall()
+        rows = await self._read(scope, sql, params)
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         last = Position(rows[-1][0], rows[-1][1]) if rows else None
         return Page([bytes(r[2]) for r in rows], last, more)
+
+    async def get(self, scope: Scope, event_id: str) -> bytes | None:
+        rows = await self._read(
+            scope, "SELECT document FROM events WHERE tenant = ? AND id = ?", [scope.tenant, event_id]
+        )
+        return bytes(rows[0][0]) if rows else None
 
     async def histogram(
         self, scope: Scope, where: Node, *, since_us: int, until_us: int, interval_us: int
@@ -179,8 +212,7 @@ class SqliteStore:
             f"SELECT (time_us / {width}) * {width} AS bucket, COUNT(*) FROM events WHERE {_TENANT_CONDITION} "
             f"AND time_us >= ? AND time_us < ? AND ({condition}) GROUP BY bucket ORDER BY bucket"
         )
-        sql, bound = _checked(scope, sql, [scope.tenant, since_us, until_us, *params])
-        rows = await asyncio.to_thread(lambda: self._reader().execute(sql, bound).fetchall())
+        rows = await self._read(scope, sql, [scope.tenant, since_us, until_us, *params])
         return [Bucket(int(start), int(count)) for start, count in rows]
 
     async def facets(self, scope: Scope, where: Node, *, field: str, size: int) -> list[FacetValue]:
@@ -190,8 +222,7 @@ class SqliteStore:
             f"SELECT {column} AS value, COUNT(*) AS n FROM events WHERE {_TENANT_CONDITION} AND ({condition}) "
             f"AND {column} IS NOT NULL GROUP BY value ORDER BY n DESC, {_FACET_TIEBREAK.get(field, 'value')} ASC LIMIT ?"
         )
-        sql, bound = _checked(scope, sql, [scope.tenant, *params, size])
-        rows = await asyncio.to_thread(lambda: self._reader().execute(sql, bound).fetchall())
+        rows = await self._read(scope, sql, [scope.tenant, *params, size])
         return [FacetValue(str(value), int(count)) for value, count in rows]
 
     async def export(self, scope: Scope, query: EventQuery) -> AsyncIterator[Sequence[bytes]]:
@@ -231,6 +262,45 @@ def _add_columns(conn: sqlite3.Connection) -> None:
             raise
     for name in _ADDED_COLUMNS:
         conn.execute(f"CREATE INDEX IF NOT EXISTS events_tenant_{name} ON events (tenant, {name})")
+
+
+def insert_details_leaves(
+    conn: sqlite3.Connection, tenant: str, rowid: int | None, raw: bytes, document: Mapping[str, Any]
+) -> None:
+    """Index the details of the event stored as `rowid` (`document` is `raw` parsed)."""
+    if not document.get("details"):
+        return
+    # Parsed again with the numbers' text as written: flat_object compares "<path>=<text>" strings.
+    written = json.loads(raw, parse_int=str, parse_float=str).get("details")
+    conn.executemany(
+        "INSERT OR IGNORE INTO details_leaves (tenant, leaf, event) VALUES (?, ?, ?)",
+        ((tenant, leaf_key(leaf), rowid) for leaf in details_leaves(written)),
+    )
+
+
+def _add_details_leaves(conn: sqlite3.Connection) -> None:
+    """A store written before the index of details leaves gets it, filled from its documents, in one go."""
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "events" not in tables or "details_leaves" in tables:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _LEAVES_SCHEMA:
+            conn.execute(statement)
+        last = 0
+        while True:  # in pages, so the documents never are in memory all at once
+            rows: list[tuple[int, str, bytes]] = conn.execute(
+                "SELECT rowid, tenant, document FROM events WHERE rowid > ? ORDER BY rowid LIMIT 1000", (last,)
+            ).fetchall()
+            if not rows:
+                break
+            for rowid, tenant, raw in rows:
+                insert_details_leaves(conn, tenant, rowid, bytes(raw), orjson.loads(raw))
+            last = rows[-1][0]
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 # Ties of equal count are ordered as OpenSearch orders their keys.

@@ -28,6 +28,21 @@ TOKEN_ENDED = (
 )
 
 
+def _next_batch(journal: Journal, tenant: str, where: Node, cursor: int) -> tuple[int, bytes] | None:
+    """The journal's entries after `cursor`: the last one's sequence and the SSE frames of those that match.
+
+    Run on a worker thread: matching a costly query against big events must not hold up the event loop."""
+    entries = journal.read_after(cursor, _BATCH)
+    if not entries:
+        return None
+    frames = b"".join(
+        b"id: %d\nevent: event\ndata: %s\n\n" % (entry.seq, entry.document)
+        for entry in entries
+        if entry.tenant == tenant and matches(where, orjson.loads(entry.document))
+    )
+    return entries[-1].seq, frames
+
+
 async def tail(
     journal: Journal,
     tenant: str,
@@ -66,16 +81,11 @@ async def tail(
                     yield TOKEN_ENDED
                     return
                 next_check = time.monotonic() + recheck_seconds
-            entries = await asyncio.to_thread(journal.read_after, cursor, _BATCH)
-            if entries:
-                cursor = entries[-1].seq
-                frames = [
-                    b"id: %d\nevent: event\ndata: %s\n\n" % (entry.seq, entry.document)
-                    for entry in entries
-                    if entry.tenant == tenant and matches(where, orjson.loads(entry.document))
-                ]
+            batch = await asyncio.to_thread(_next_batch, journal, tenant, where, cursor)
+            if batch is not None:
+                cursor, frames = batch
                 if frames:
-                    yield b"".join(frames)
+                    yield frames
                     next_beat = time.monotonic() + heartbeat_seconds
                 continue
             wake.clear()

@@ -25,9 +25,9 @@ __all__ = ["NotifiedKey", "Trail", "discover_trails", "list_new_files", "locate_
 
 _LOOKBACK = timedelta(days=1)
 
-_ACCOUNT = re.compile(r"^\d{12}$")
-_ORG = re.compile(r"^o-[a-z0-9]{10,32}$")
-_KEY_DAY = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/[^/]+$")
+_ACCOUNT = re.compile(r"^\d{12}\Z")
+_ORG = re.compile(r"^o-[a-z0-9]{10,32}\Z")
+_KEY_DAY = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/[^/]+\Z")
 
 
 @dataclass(frozen=True, slots=True)

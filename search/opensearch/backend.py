@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from opensearchpy import NotFoundError, OpenSearch
+from opensearchpy import NotFoundError, OpenSearch, TransportError
 
 from eventlog.model import format_time
 from search.backend import Bucket, EventQuery, FacetValue, Page, Position, Scope, TenantScopeMissing
 from search.opensearch.template import alias
 from search.query import All, Node, to_opensearch
+from search.reads import Reads, Ticket
+
+log = logging.getLogger(__name__)
 
 _EXPORT_PAGE = 1000
 FACET_SHARD_SIZE = 10_000
 _PIT_KEEP_ALIVE = "2m"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The node stops a search at the read's deadline itself; the client waits this much longer for that
+# answer before it gives up on the connection (which also makes the node cancel the search).
+_ANSWER_GRACE_SECONDS = 2.0
+_SEARCH_ACTION = "indices:data/read/search"
 
 
 def scoped(scope: Scope, where: Node) -> dict[str, Any]:
@@ -59,31 +69,77 @@ def _position(hit: dict[str, Any]) -> Position:
     return Position(int(time_ns) // 1000, str(event_id))
 
 
+def _millis(seconds: float) -> str:
+    return f"{max(1, int(seconds * 1000))}ms"
+
+
 class OpenSearchBackend:
     name = "opensearch"
 
-    def __init__(self, client: OpenSearch, prefix: str) -> None:
+    def __init__(self, client: OpenSearch, prefix: str, reads: Reads) -> None:
         self._client = client
         self._alias = alias(prefix)
+        self._reads = reads
 
-    def _search(self, scope: Scope, body: dict[str, Any]) -> dict[str, Any]:
+    def _search(self, ticket: Ticket, scope: Scope, body: dict[str, Any], *, pit: bool = False) -> dict[str, Any]:
+        """One search within the read's deadline; cancelled on the node when the caller leaves."""
         body = checked(scope, body)
-        params = {
-            "routing": scope.tenant,
-            "ignore_unavailable": "true",
-            "allow_no_indices": "true",
-            # Always run the can-match phase: with one shard per daily index it skips the days outside the
-            # time range and, for lists sorted by time, the days that cannot reach the page (`latest`: 34 -> 7 ms).
-            "pre_filter_shard_size": "1",
+        seconds = ticket.remaining_seconds()
+        if seconds <= 0 or ticket.stopped():
+            raise ticket.stop_error()
+        # `timeout` alone would answer what the shards found by then as if it were everything.
+        body = {**body, "timeout": _millis(seconds)}
+        params: dict[str, Any] = {
+            "cancel_after_time_interval": _millis(seconds),
+            "allow_partial_search_results": "false",
+            "request_timeout": seconds + _ANSWER_GRACE_SECONDS,
         }
+        if not pit:  # a point in time names its indices and routing already
+            params |= {
+                "routing": scope.tenant,
+                "ignore_unavailable": "true",
+                "allow_no_indices": "true",
+                # Always run the can-match phase: with one shard per daily index it skips the days outside the
+                # time range and, for lists sorted by time, the days that cannot reach the page (`latest`: 34 -> 7 ms).
+                "pre_filter_shard_size": "1",
+            }
+        opaque_id = uuid.uuid4().hex
+        ticket.on_cancel(lambda: self._cancel_soon(opaque_id))
         try:
-            answer: dict[str, Any] = self._client.search(index=self._alias, body=body, params=params)
+            answer: dict[str, Any] = self._client.search(
+                index=None if pit else self._alias, body=body, params=params, headers={"x-opaque-id": opaque_id}
+            )
         except NotFoundError:
+            if pit:
+                raise
             return {"hits": {"hits": []}, "aggregations": {}}  # no daily index exists yet
+        except TransportError:  # ConnectionTimeout included
+            if ticket.stopped():
+                raise ticket.stop_error() from None
+            raise
+        if answer.get("timed_out"):
+            raise ticket.stop_error()
         return answer
 
+    def _cancel_soon(self, opaque_id: str) -> None:
+        threading.Thread(target=self._cancel, args=(opaque_id,), name="eventlog-read-cancel", daemon=True).start()
+
+    def _cancel(self, opaque_id: str) -> None:
+        """Cancel the node's search task that carries `opaque_id` (it may have ended, or not have begun)."""
+        try:
+            listed = self._client.tasks.list(params={"actions": _SEARCH_ACTION, "request_timeout": 10})
+            for node in listed.get("nodes", {}).values():
+                for task_id, task in node.get("tasks", {}).items():
+                    if task.get("headers", {}).get("X-Opaque-Id") == opaque_id:
+                        self._client.tasks.cancel(task_id=task_id, params={"request_timeout": 10})
+        except TransportError as exc:  # the deadline still ends the search
+            log.warning("could not cancel an abandoned search", extra={"error": str(exc)})
+
+    async def _run(self, scope: Scope, body: dict[str, Any], *, pit: bool = False) -> dict[str, Any]:
+        return await self._reads.run(scope.tenant, lambda ticket: self._search(ticket, scope, body, pit=pit))
+
     async def search(self, scope: Scope, query: EventQuery) -> Page:
-        answer = await asyncio.to_thread(self._search, scope, search_body(scope, query))
+        answer = await self._run(scope, search_body(scope, query))
         hits = answer["hits"]["hits"]
         more = len(hits) > query.limit
         hits = hits[: query.limit]
@@ -95,7 +151,7 @@ class OpenSearchBackend:
             "query": {"bool": {"filter": [{"term": {"tenant": scope.tenant}}, {"term": {"id": event_id}}]}},
             "size": 1,
         }
-        hits = (await asyncio.to_thread(self._search, scope, body))["hits"]["hits"]
+        hits = (await self._run(scope, body))["hits"]["hits"]
         return orjson.dumps(hits[0]["_source"]) if hits else None
 
     async def histogram(
@@ -116,7 +172,7 @@ class OpenSearchBackend:
                 }
             },
         }
-        answer = await asyncio.to_thread(self._search, scope, body)
+        answer = await self._run(scope, body)
         buckets = answer.get("aggregations", {}).get("buckets", {}).get("buckets", [])
         return [Bucket(int(b["key"]) * 1000, int(b["doc_count"])) for b in buckets]
 
@@ -137,13 +193,13 @@ class OpenSearchBackend:
                 }
             },
         }
-        answer = await asyncio.to_thread(self._search, scope, body)
+        answer = await self._run(scope, body)
         buckets = answer.get("aggregations", {}).get("values", {}).get("buckets", [])
         return [FacetValue(str(b["key"]), int(b["doc_count"])) for b in buckets]
 
     async def export(self, scope: Scope, query: EventQuery) -> AsyncIterator[Sequence[bytes]]:
         """A point in time plus search_after: a consistent view, one page in memory at a time."""
-        pit = await asyncio.to_thread(self._open_pit, scope)
+        pit = await self._reads.run(scope.tenant, lambda ticket: self._open_pit(ticket, scope))
         if pit is None:
             return
         try:
@@ -152,7 +208,7 @@ class OpenSearchBackend:
             body.pop("search_after", None)
             while True:
                 body["pit"] = {"id": pit, "keep_alive": _PIT_KEEP_ALIVE}
-                answer = await asyncio.to_thread(self._pit_search, scope, body)
+                answer = await self._run(scope, body, pit=True)
                 pit = answer.get("pit_id", pit)
                 hits = answer["hits"]["hits"]
                 if hits:
@@ -163,19 +219,24 @@ class OpenSearchBackend:
         finally:
             await asyncio.to_thread(self._close_pit, pit)
 
-    def _open_pit(self, scope: Scope) -> str | None:
+    def _open_pit(self, ticket: Ticket, scope: Scope) -> str | None:
         try:
             answer = self._client.create_pit(
-                index=self._alias, params={"keep_alive": _PIT_KEEP_ALIVE, "routing": scope.tenant}
+                index=self._alias,
+                params={
+                    "keep_alive": _PIT_KEEP_ALIVE,
+                    "routing": scope.tenant,
+                    "request_timeout": max(ticket.remaining_seconds(), 0) + _ANSWER_GRACE_SECONDS,
+                },
             )
         except NotFoundError:
             return None
+        except TransportError:
+            if ticket.stopped():
+                raise ticket.stop_error() from None
+            raise
         pit: str = answer["pit_id"]
         return pit
-
-    def _pit_search(self, scope: Scope, body: dict[str, Any]) -> dict[str, Any]:
-        answer: dict[str, Any] = self._client.search(body=checked(scope, body))
-        return answer
 
     def _close_pit(self, pit: str) -> None:
         self._client.delete_pit(body={"pit_id": [pit]}, ignore=[404])

@@ -53,3 +53,9 @@ def test_tenants_in_settings_that_follow_the_rule_are_kept() -> None:
         bootstrap_tenant="ops",
     )
     assert settings.archive_tenants == ["*", "acme eu"]
+
+
+def test_one_tenants_share_of_the_read_threads_cannot_exceed_them() -> None:
+    with pytest.raises(ValidationError, match="read_tenant_concurrent_reads"):
+        Settings(read_threads=2, read_tenant_concurrent_reads=3)
+    assert Settings(read_threads=2, read_tenant_concurrent_reads=2).read_tenant_concurrent_reads == 2

@@ -22,8 +22,9 @@ from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from eventlog.caller import ClientAddress
 from eventlog.model import Actor, EventIn, Target
-from ingest.middleware import AuditMiddleware, Call, ClientAddress, Redaction, default_action
+from ingest.middleware import AuditMiddleware, Call, Redaction, default_action
 
 PEER = ("10.9.8.7", 41000)
 

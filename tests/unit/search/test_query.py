@@ -40,7 +40,7 @@ from search.query import (
     to_opensearch,
     to_sqlite,
 )
-from search.sqlite_store import SCHEMA
+from search.sqlite_store import SCHEMA, insert_details_leaves
 from search.text import searchable_text
 
 
@@ -83,22 +83,19 @@ NUL_FREE = (
     "replace(replace(replace(replace(document, "
     "'\\\\', '\\u005c'), '\\\"', '\\u0022'), '\\u0001', '\\u0001\\u0002'), '\\u0000', '\\u0001\\u0001')"
 )
-LEAVES = (
-    f"WITH RECURSIVE d(doc) AS (SELECT {NUL_FREE}), "
-    "n(path, type, value, raw) AS ("
-    "SELECT '.' || e.key, e.type, e.value, CASE WHEN e.type IN ('integer', 'real') THEN d.doc -> e.fullkey END "
-    "FROM d, json_each(d.doc, '$.details') AS e "
-    "UNION ALL "
-    "SELECT CASE n.type WHEN 'object' THEN n.path || '.' || e.key ELSE n.path END, e.type, e.value, "
-    "CASE WHEN e.type IN ('integer', 'real') THEN n.value -> e.fullkey END "
-    "FROM n, json_each(n.value) AS e WHERE n.type IN ('object', 'array')), "
-    "leaves(leaf) AS (SELECT path || '=' || CASE type WHEN 'text' THEN value WHEN 'true' THEN 'true' "
-    "WHEN 'false' THEN 'false' ELSE raw END FROM n WHERE type NOT IN ('object', 'array', 'null')) "
-)
+INDEX = "rowid IN (SELECT event FROM details_leaves WHERE tenant = ?1 AND {})"
 
 
 def details(condition: str) -> str:
-    return f"EXISTS ({LEAVES}SELECT 1 FROM leaves WHERE {condition})"
+    return INDEX.format(condition)
+
+
+def leaf(text: str) -> bytes:
+    return text.encode()
+
+
+def leaf_range(text: str) -> list[object]:
+    return [text.encode(), text.encode() + b"\xff"]
 
 
 def row(query: str, ast: Node, dsl: dict[str, Any], sql: str, params: list[object]) -> Any:
@@ -659,139 +656,169 @@ QUERIES = [
         span("10.0.0.0/8"),
     ),
     # -- details: JSON text of scalars at a dotted path, through lists
-    row("details.rows:5", Term("details.rows", "5"), {"term": {"details.rows": "5"}}, details("leaf = ?"), [".rows=5"]),
+    row(
+        "details.rows:5",
+        Term("details.rows", "5"),
+        {"term": {"details.rows": "5"}},
+        details("leaf = ?"),
+        [leaf(".rows=5")],
+    ),
     row(
         "details.rows:5.0",
         Term("details.rows", "5.0"),
         {"term": {"details.rows": "5.0"}},
         details("leaf = ?"),
-        [".rows=5.0"],
+        [leaf(".rows=5.0")],
     ),
     row(
         "details.ok:true",
         Term("details.ok", "true"),
         {"term": {"details.ok": "true"}},
         details("leaf = ?"),
-        [".ok=true"],
+        [leaf(".ok=true")],
     ),
     row(
         "details.tags:prod",
         Term("details.tags", "prod"),
         {"term": {"details.tags": "prod"}},
         details("leaf = ?"),
-        [".tags=prod"],
+        [leaf(".tags=prod")],
     ),
     row(
         "details.job.id:42",
         Term("details.job.id", "42"),
         {"term": {"details.job.id": "42"}},
         details("leaf = ?"),
-        [".job.id=42"],
+        [leaf(".job.id=42")],
     ),
     row(
         "details.a.b:nested",
         Term("details.a.b", "nested"),
         {"term": {"details.a.b": "nested"}},
         details("leaf = ?"),
-        [".a.b=nested"],
+        [leaf(".a.b=nested")],
     ),
     row(
         "details.a.b:dotted",
         Term("details.a.b", "dotted"),
         {"term": {"details.a.b": "dotted"}},
         details("leaf = ?"),
-        [".a.b=dotted"],
+        [leaf(".a.b=dotted")],
     ),
     row(
         "details.list.k:v2",
         Term("details.list.k", "v2"),
         {"term": {"details.list.k": "v2"}},
         details("leaf = ?"),
-        [".list.k=v2"],
+        [leaf(".list.k=v2")],
     ),
     row(
         "details.nested.list:3",
         Term("details.nested.list", "3"),
         {"term": {"details.nested.list": "3"}},
         details("leaf = ?"),
-        [".nested.list=3"],
+        [leaf(".nested.list=3")],
     ),
-    row("details.deep:a", Term("details.deep", "a"), {"term": {"details.deep": "a"}}, details("leaf = ?"), [".deep=a"]),
+    row(
+        "details.deep:a",
+        Term("details.deep", "a"),
+        {"term": {"details.deep": "a"}},
+        details("leaf = ?"),
+        [leaf(".deep=a")],
+    ),
     row(
         "details.big:1e+20",
         Term("details.big", "1e+20"),
         {"term": {"details.big": "1e+20"}},
         details("leaf = ?"),
-        [".big=1e+20"],
+        [leaf(".big=1e+20")],
     ),
     row(
         "details.b\\s:-0.0",
         Term("details.b\\s", "-0.0"),
         {"term": {"details.b\\s": "-0.0"}},
         details("leaf = ?"),
-        [".b\\s=-0.0"],
+        [leaf(".b\\s=-0.0")],
     ),
-    row("details.eq:x=y", Term("details.eq", "x=y"), {"term": {"details.eq": "x=y"}}, details("leaf = ?"), [".eq=x=y"]),
-    row("details.x:y=z", Term("details.x", "y=z"), {"term": {"details.x": "y=z"}}, details("leaf = ?"), [".x=y=z"]),
+    row(
+        "details.eq:x=y",
+        Term("details.eq", "x=y"),
+        {"term": {"details.eq": "x=y"}},
+        details("leaf = ?"),
+        [leaf(".eq=x=y")],
+    ),
+    row(
+        "details.x:y=z", Term("details.x", "y=z"), {"term": {"details.x": "y=z"}}, details("leaf = ?"), [leaf(".x=y=z")]
+    ),
     row(
         'details.emptystr:""',
         Term("details.emptystr", ""),
         {"term": {"details.emptystr": ""}},
         details("leaf = ?"),
-        [".emptystr="],
+        [leaf(".emptystr=")],
     ),
     row(
         'details.reason:"bad password"',
         Term("details.reason", "bad password"),
         {"term": {"details.reason": "bad password"}},
         details("leaf = ?"),
-        [".reason=bad password"],
+        [leaf(".reason=bad password")],
     ),
     row(
         "details.ключ:значение",
         Term("details.ключ", "значение"),
         {"term": {"details.ключ": "значение"}},
         details("leaf = ?"),
-        [".ключ=значение"],
+        [leaf(".ключ=значение")],
     ),
-    row("details.n:null", Term("details.n", "null"), {"term": {"details.n": "null"}}, details("leaf = ?"), [".n=null"]),
+    row(
+        "details.n:null",
+        Term("details.n", "null"),
+        {"term": {"details.n": "null"}},
+        details("leaf = ?"),
+        [leaf(".n=null")],
+    ),
     row(
         "details.reason:bad*",
         Prefix("details.reason", "bad"),
         {"prefix": {"details.reason": "bad"}},
-        details("substr(leaf, 1, ?) = ?"),
-        [11, ".reason=bad"],
+        details("leaf >= ? AND leaf < ?"),
+        leaf_range(".reason=bad"),
     ),
     row(
         "details.scopes:events:*",
         Prefix("details.scopes", "events:"),
         {"prefix": {"details.scopes": "events:"}},
-        details("substr(leaf, 1, ?) = ?"),
-        [15, ".scopes=events:"],
+        details("leaf >= ? AND leaf < ?"),
+        leaf_range(".scopes=events:"),
     ),
     row(
         "details.rows:*",
         Exists("details.rows"),
         {"prefix": {"details.rows": ""}},
-        details("substr(leaf, 1, ?) = ?"),
-        [6, ".rows="],
+        details("leaf >= ? AND leaf < ?"),
+        leaf_range(".rows="),
     ),
     row(
-        "details.n:*", Exists("details.n"), {"prefix": {"details.n": ""}}, details("substr(leaf, 1, ?) = ?"), [3, ".n="]
+        "details.n:*",
+        Exists("details.n"),
+        {"prefix": {"details.n": ""}},
+        details("leaf >= ? AND leaf < ?"),
+        leaf_range(".n="),
     ),
     row(
         "details.rows:(5 OR 10)",
         AnyOf("details.rows", ("5", "10")),
         {"terms": {"details.rows": ["5", "10"]}},
         details("leaf IN (?, ?)"),
-        [".rows=5", ".rows=10"],
+        [leaf(".rows=5"), leaf(".rows=10")],
     ),
     row(
         "-details.rows:5",
         Not(Term("details.rows", "5")),
         {"bool": {"must_not": [{"term": {"details.rows": "5"}}]}},
         f"NOT ({details('leaf = ?')})",
-        [".rows=5"],
+        [leaf(".rows=5")],
     ),
     # -- everything together
     row(
@@ -843,6 +870,12 @@ TIME = "an RFC 3339 time with offset (2026-11-27T10:00:00Z) or a date (2026-11-2
 ADDRESS = "an IP address (10.1.2.3, 2001:db8::1) or a CIDR network (10.0.0.0/8)"
 STAR = "'*' only at the end of a value (quote the value to match a literal '*')"
 END = "end of query"
+
+
+DETAILS_LIMIT = "at most 20 terms on details fields"
+DETAILS_20 = " OR ".join(f"details.k{i}:v" for i in range(20))
+DETAILS_21 = " OR ".join(f"details.k{i}:v" for i in range(21))
+DETAILS_21_VALUES = "details.k:(" + " OR ".join(["v"] * 21) + ")"
 
 
 def error(query: str, position: int, found: str, expected: str, name: str | None = None) -> Any:
@@ -938,6 +971,12 @@ ERRORS = [
     error(" ".join(["a"] * 101), 200, "a", "at most 100 terms", "101 words"),
     error("action:(" + " OR ".join(["a"] * 101) + ")", 8 + 100 * 5, "a", "at most 100 terms", "101 values"),
     error("a " * 1001, 2000, "a ", "at most 2000 characters (the query has 2002)", "2002 characters"),
+    # -- cost: each details term reads an index range, so their number is bounded
+    error(DETAILS_21, len(DETAILS_21) - 1, "v", DETAILS_LIMIT, "21 details terms"),
+    error(DETAILS_21_VALUES, len(DETAILS_21_VALUES) - 2, "v", DETAILS_LIMIT, "21 details values"),
+    error(DETAILS_20 + " details.d:*", len(DETAILS_20) + 11, "*", DETAILS_LIMIT, "21st details term an exists"),
+    error(DETAILS_20 + " -details.d:v*", len(DETAILS_20) + 12, "v*", DETAILS_LIMIT, "21st details term a prefix"),
+    error(DETAILS_20 + ' details.d:"v w"', len(DETAILS_20) + 11, '"v w"', DETAILS_LIMIT, "21st details term a phrase"),
 ]
 
 
@@ -956,8 +995,18 @@ def test_error(query: str, position: int, found: str, expected: str) -> None:
         "-" * 20 + "a",
         " ".join(["a"] * 100),
         "a" * 2000,
+        DETAILS_20 + " status:500 action:(a OR b) sales",
+        "details.k:(" + " OR ".join(["v"] * 20) + ")",
     ],
-    ids=["20 parentheses", "20 NOTs", "20 minus signs", "100 words", "2000 characters"],
+    ids=[
+        "20 parentheses",
+        "20 NOTs",
+        "20 minus signs",
+        "100 words",
+        "2000 characters",
+        "20 details terms and others",
+        "20 details values",
+    ],
 )
 def test_limits_are_inclusive(query: str) -> None:
     parse(query)
@@ -1217,6 +1266,7 @@ def store() -> Iterator[sqlite3.Connection]:
             ),
         )
         conn.execute("INSERT INTO events_fts (rowid, body) VALUES (?, ?)", (cur.lastrowid, searchable_text(document)))
+        insert_details_leaves(conn, TENANT, cur.lastrowid, orjson.dumps(document), document)
     yield conn
     conn.close()
 
@@ -1422,10 +1472,12 @@ def test_details_agree_on_any_json(details_value: dict[str, Any], other: str) ->
     conn = sqlite3.connect(":memory:")
     conn.executescript(SCHEMA)
     document = event(1, details=details_value)
-    conn.execute(
+    raw = orjson.dumps(document)
+    cur = conn.execute(
         "INSERT INTO events (tenant, id, time_us, action, outcome, source, document) VALUES (?, 'ev-1', 0, 'a', 'b', 'api', ?)",
-        (TENANT, orjson.dumps(document)),
+        (TENANT, raw),
     )
+    insert_details_leaves(conn, TENANT, cur.lastrowid, raw, document)
     found = list(leaves(details_value))
     nodes: list[Node] = [Exists("details.a"), Term("details.a", other), Prefix("details.a", other or "x")]
     for path, value in found:
