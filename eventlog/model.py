@@ -8,7 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     IPvAnyAddress,
@@ -58,6 +60,22 @@ def parse_time(value: str) -> datetime:
 def time_to_us(value: datetime) -> int:
     delta = value - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """Only RFC 3339 text: pydantic alone also takes Unix seconds, as a number or as digits in a string."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        return value
+    raise ValueError("must be an RFC 3339 time with a UTC offset, e.g. 2026-11-27T14:00:00Z")
+
+
+Rfc3339Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+"""A time as the API documents it (`format: date-time`): RFC 3339 text with an offset, never a number."""
 
 
 class _Part(BaseModel):
