@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from eventlog.auth import Principal
 from eventlog.context import Context
 from eventlog.dependencies import context, principal
+from eventlog.openapi import error_responses
 
 router = APIRouter(tags=["admin"])
 
@@ -30,7 +31,12 @@ class RedriveOut(BaseModel):
     failed_again: int
 
 
-@router.get("/v1/admin/deadletters", response_model=list[DeadLetterOut], summary="Events a sink refused for good")
+@router.get(
+    "/v1/admin/deadletters",
+    response_model=list[DeadLetterOut],
+    summary="Events a sink refused for good",
+    responses=error_responses(400),
+)
 async def list_dead_letters(
     _: Annotated[Principal, Depends(principal("admin", "eventlog.deadletters.list"))],
     ctx: Annotated[Context, Depends(context)],
@@ -39,7 +45,12 @@ async def list_dead_letters(
     return [DeadLetterOut(**asdict(letter)) for letter in ctx.journal.dead_letters(limit)]
 
 
-@router.post("/v1/admin/deadletters/redrive", response_model=RedriveOut, summary="Deliver every dead letter again")
+@router.post(
+    "/v1/admin/deadletters/redrive",
+    response_model=RedriveOut,
+    summary="Deliver every dead letter again",
+    responses=error_responses(),
+)
 async def redrive(
     _: Annotated[Principal, Depends(principal("admin", "eventlog.deadletters.redrive"))],
     ctx: Annotated[Context, Depends(context)],

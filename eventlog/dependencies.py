@@ -5,10 +5,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader, HTTPBearer
 
 from eventlog.auth import Principal, require_scope
 from eventlog.context import Context
+
+# Declared for the OpenAPI document (and so for clients and fuzzers); `auto_error=False` leaves every
+# answer to `Authenticator`, which alone counts failures and words the 401.
+BEARER = HTTPBearer(
+    scheme_name="bearer",
+    bearerFormat="evl_…",
+    description="An eventlog API token: `eventlog tokens create` or `POST /v1/tokens`.",
+    auto_error=False,
+)
 
 
 def _context(request: Request) -> Context:
@@ -40,12 +50,22 @@ def principal(
     the bare token (the Keboola dialect's `X-StorageApi-Token`).
     """
 
-    async def dependency(request: Request) -> Principal:
+    bare = header.lower() != "authorization"
+    scheme: HTTPBearer | APIKeyHeader = BEARER
+    if bare:
+        scheme = APIKeyHeader(
+            name=header,
+            scheme_name=header,
+            description="An eventlog API token, bare (no `Bearer `).",
+            auto_error=False,
+        )
+
+    async def dependency(request: Request, _: object = Security(scheme)) -> Principal:
         if audit_action is not None:
             request.state.audit_action = audit_action
         ctx = _context(request)
         credential = request.headers.get(header)
-        if header != "authorization" and credential:
+        if bare and credential:
             credential = f"Bearer {credential}"
         caller = ctx.auth.authenticate(credential, client_ip(request))
         request.state.principal = caller

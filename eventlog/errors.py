@@ -10,8 +10,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match, Mount
 
 from eventlog.auth import AuthError
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
 
 
 class ApiError(Exception):
@@ -45,6 +48,21 @@ def error_response(
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on the request's path.
+
+    Starlette's 405 names only the methods of the first route whose path matched, but
+    one path often has several routes (GET and POST /v1/events). Mounts (the UI files)
+    match any method and answer their own 405.
+    """
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> Response:
@@ -66,9 +84,14 @@ def install(app: FastAPI) -> None:
         return error_response(400, "invalid_parameters", "fix the parameters listed in `errors`", errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = str(exc.detail)
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and message == "Not Found":
             message = "no such endpoint; the API is described at /docs"
-        return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
+        if exc.status_code == 405:
+            allowed = allowed_methods(request) or [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+            headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method} is not served here; use {' or '.join(allowed) or 'another path'}"
+        return error_response(exc.status_code, code, message, headers=headers)

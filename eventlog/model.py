@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -107,6 +108,10 @@ def _ip_text(value: Any) -> Any:
     if isinstance(value, str | IPv4Address | IPv6Address):
         return value
     raise ValueError("must be an IP address as a JSON string, e.g. 192.0.2.1 or 2001:db8::1")
+
+
+Rfc3339Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+"""A time as the API documents it (`format: date-time`): RFC 3339 text with an offset, never a number."""
 
 
 class _Part(BaseModel):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from eventlog.auth import AuthError
@@ -16,7 +17,19 @@ from eventlog.dependencies import client_ip, context
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", summary="The process is alive")
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """`status` and the state of each part (journal, sinks, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["ready", "unavailable"]
+
+
+@router.get("/healthz", summary="The process is alive", response_model=Health)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -52,6 +65,8 @@ def _admin(request: Request, ctx: Context) -> bool:
 @router.get(
     "/readyz",
     summary="The journal takes writes; each sink's lag and state",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "The journal cannot write."}},
     description=(
         "Without authentication (what orchestrators poll): `status`, whether the journal is writable, and each"
         " part's state and counts: per sink `state`, `lag_events`, `lag_seconds`; `cloudtrail` and `retention`"
@@ -77,7 +92,17 @@ async def readyz(request: Request, ctx: Annotated[Context, Depends(context)]) ->
     return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The text exposition format.",
+            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def metrics(ctx: Annotated[Context, Depends(context)]) -> Response:
     _sinks(ctx, detail=False)
     return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

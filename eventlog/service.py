@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from opensearchpy import OpenSearch
 
-from eventlog import errors
+from eventlog import errors, openapi
 from eventlog.access_log import AccessLog
 from eventlog.auth import Authenticator, FailureLimiter
 from eventlog.checkpoints import Checkpointer, load_or_create_key
@@ -270,6 +270,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     app.state.holds = holds
     app.state.retention = scheduler
     errors.install(app)
+    openapi.install(app)
     app.include_router(ingest_router)
     app.include_router(search_router)
     app.include_router(keboola_router)

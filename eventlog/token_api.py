@@ -11,8 +11,9 @@ from eventlog.auth import Principal
 from eventlog.context import Context
 from eventlog.dependencies import context, principal
 from eventlog.errors import ApiError
+from eventlog.openapi import error_responses
 from eventlog.tenant import TenantName
-from eventlog.tokens import MAX_NAME_CHARS, TokenError, parse_scopes
+from eventlog.tokens import MAX_NAME_CHARS, SCOPES, TokenError, parse_scopes
 
 router = APIRouter(tags=["tokens"])
 
@@ -21,7 +22,12 @@ class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tenant: TenantName
-    scopes: list[str] = Field(min_length=1, description="events:write, events:read, admin")
+    # Enumerated in the document only: parse_scopes refuses others with a 422 that names them.
+    scopes: list[str] = Field(
+        min_length=1,
+        description="events:write, events:read, admin",
+        json_schema_extra={"items": {"type": "string", "enum": [*sorted(SCOPES)]}},
+    )
     name: str = Field("", max_length=MAX_NAME_CHARS, description="Printable characters, shown in listings.")
     expires_days: int | None = Field(None, ge=1, le=3650)
 
@@ -40,7 +46,13 @@ class IssuedOut(TokenOut):
     secret: str = Field(description="Shown once; only its SHA-256 hash is kept.")
 
 
-@router.post("/v1/tokens", status_code=201, response_model=IssuedOut, summary="Create a token")
+@router.post(
+    "/v1/tokens",
+    status_code=201,
+    response_model=IssuedOut,
+    summary="Create a token",
+    responses=error_responses(400, 422, notes={422: "The scopes or the expiry cannot be honoured."}),
+)
 async def create_token(
     body: TokenRequest,
     request: Request,
@@ -60,7 +72,12 @@ async def create_token(
     return {**issued.token.as_dict(), "secret": issued.secret}
 
 
-@router.get("/v1/tokens", response_model=list[TokenOut], summary="List tokens (never their secrets)")
+@router.get(
+    "/v1/tokens",
+    response_model=list[TokenOut],
+    summary="List tokens (never their secrets)",
+    responses=error_responses(),
+)
 async def list_tokens(
     _: Annotated[Principal, Depends(principal("admin", "eventlog.tokens.list"))],
     ctx: Annotated[Context, Depends(context)],
@@ -68,7 +85,12 @@ async def list_tokens(
     return [t.as_dict() for t in ctx.tokens.list()]
 
 
-@router.delete("/v1/tokens/{token_id}", response_model=TokenOut, summary="Revoke a token")
+@router.delete(
+    "/v1/tokens/{token_id}",
+    response_model=TokenOut,
+    summary="Revoke a token",
+    responses=error_responses(400, 404, notes={404: "No token of that id."}),
+)
 async def revoke_token(
     token_id: Annotated[str, Path(max_length=64)],
     request: Request,

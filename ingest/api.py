@@ -18,6 +18,7 @@ from eventlog.dependencies import context, principal
 from eventlog.errors import ApiError, json_pointer
 from eventlog.model import EventIn, Receipts, error_path, too_deep_message
 from eventlog.nesting import parse_too_deep, too_deep, too_deep_in_text
+from eventlog.openapi import JSON, error_responses, inline_refs, request_body
 from eventlog.request_body import read_body
 
 log = logging.getLogger(__name__)
@@ -159,18 +160,41 @@ def _validate(
         raise ApiError(422, "invalid_events", "no event was stored; fix the listed fields and resend", errors) from None
 
 
+def _body_schema() -> dict[str, Any]:
+    event = inline_refs(EventIn.model_json_schema())
+    batch = {
+        "type": "object",
+        "title": "Batch",
+        "properties": {"events": {"type": "array", "items": event, "minItems": 1}},
+        "required": ["events"],
+        "additionalProperties": False,
+    }
+    return {"oneOf": [event, batch]}
+
+
 @router.post(
     "/v1/events",
     status_code=201,
     response_model=Receipts,
     summary="Append one event or a batch",
     responses={
-        200: {"description": "Every event was a replay of an id already stored."},
-        400: {"description": "The body is not JSON."},
-        413: {"description": "The body, the batch or one event is too large."},
-        422: {"description": "An event is invalid; nothing was stored."},
-        503: {"description": "The journal cannot write; retry later."},
+        200: {"model": Receipts, "description": "Every event was a replay of an id already stored."},
+        **error_responses(
+            400,
+            413,
+            422,
+            503,
+            notes={
+                400: "The body is not JSON.",
+                413: "The body, the batch (EVENTLOG_MAX_REQUEST_EVENTS) or one event is too large.",
+                422: "An event is invalid (`index` and `pointer` name each field); nothing was stored.",
+            },
+        ),
     },
+    openapi_extra=request_body(
+        {JSON: _body_schema()},
+        description='One event, or `{"events": [...]}` (at most EVENTLOG_MAX_REQUEST_EVENTS, 1000 by default).',
+    ),
 )
 async def post_events(
     request: Request,

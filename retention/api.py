@@ -6,11 +6,13 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from eventlog.auth import Principal
 from eventlog.dependencies import principal
 from eventlog.errors import ApiError
+from eventlog.model import Rfc3339Time
+from eventlog.openapi import error_responses
 from eventlog.tenant import TenantName
 from retention.holds import HoldNotFound, HoldStore, InvalidHold
 from retention.scheduler import Scheduler
@@ -22,9 +24,53 @@ class HoldRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tenant: TenantName = Field(description="Tenant whose events are held.")
-    since: AwareDatetime | None = Field(None, description="Hold only events from this time on (default: all).")
-    until: AwareDatetime | None = Field(None, description="Hold only events before this time (default: all).")
+    since: Rfc3339Time | None = Field(None, description="Hold only events from this time on (default: all).")
+    until: Rfc3339Time | None = Field(None, description="Hold only events before this time (default: all).")
     reason: str = Field(min_length=1, max_length=1024, description="Why: a case number, a request.")
+
+
+class HoldOut(BaseModel):
+    id: str
+    tenant: str
+    since: str | None
+    until: str | None
+    reason: str
+    placed_at: str
+    placed_by: str
+    released_at: str | None
+    released_by: str | None
+
+
+class TenantDayOut(BaseModel):
+    tenant: str
+    day: str
+    events: int
+    location: str
+
+
+class ArchivedDayOut(BaseModel):
+    tenant: str
+    day: str
+    events: int
+    objects: list[str] = Field(description="Archive object keys; empty on a dry run.")
+
+
+class JournalExpiryOut(BaseModel):
+    events: int
+    dead_letters: int
+    checkpoints: int
+    first_kept_seq: int | None
+
+
+class RetentionReportOut(BaseModel):
+    today: str
+    dry_run: bool
+    removed: list[TenantDayOut]
+    removed_events: int
+    archived: list[ArchivedDayOut]
+    held: list[TenantDayOut]
+    journal: JournalExpiryOut | None
+    failures: list[str]
 
 
 def _holds(request: Request) -> HoldStore:
@@ -37,7 +83,13 @@ def _scheduler(request: Request) -> Scheduler:
     return scheduler
 
 
-@router.post("/v1/holds", status_code=201, summary="Put a tenant (optionally a time range) on legal hold")
+@router.post(
+    "/v1/holds",
+    status_code=201,
+    response_model=HoldOut,
+    summary="Put a tenant (optionally a time range) on legal hold",
+    responses=error_responses(400),
+)
 async def place_hold(
     body: HoldRequest,
     request: Request,
@@ -63,7 +115,12 @@ async def place_hold(
     return hold.as_dict()
 
 
-@router.get("/v1/holds", summary="List legal holds, released ones included")
+@router.get(
+    "/v1/holds",
+    response_model=list[HoldOut],
+    summary="List legal holds, released ones included",
+    responses=error_responses(),
+)
 async def list_holds(
     request: Request,
     _: Annotated[Principal, Depends(principal("admin", "eventlog.holds.list"))],
@@ -71,7 +128,12 @@ async def list_holds(
     return [h.as_dict() for h in await asyncio.to_thread(_holds(request).list)]
 
 
-@router.delete("/v1/holds/{hold_id}", summary="Release a legal hold")
+@router.delete(
+    "/v1/holds/{hold_id}",
+    response_model=HoldOut,
+    summary="Release a legal hold",
+    responses=error_responses(400, 404, notes={404: "No hold of that id."}),
+)
 async def release_hold(
     hold_id: Annotated[str, Path(max_length=64)],
     request: Request,
@@ -85,7 +147,12 @@ async def release_hold(
     return hold.as_dict()
 
 
-@router.post("/v1/retention/run", summary="Run retention now (or show what would go with dry_run=true)")
+@router.post(
+    "/v1/retention/run",
+    response_model=RetentionReportOut,
+    summary="Run retention now (or show what would go with dry_run=true)",
+    responses=error_responses(400, 409, notes={409: "A retention run is in progress on this or another node."}),
+)
 async def run_retention(
     request: Request,
     _: Annotated[Principal, Depends(principal("admin", "eventlog.retention.request"))],

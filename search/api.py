@@ -12,13 +12,15 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from pydantic import BaseModel, Field
 from starlette.responses import Response, StreamingResponse
 
 from eventlog.auth import Principal, read_tenant
 from eventlog.context import Context
 from eventlog.dependencies import context, principal
 from eventlog.errors import ApiError
-from eventlog.model import format_time, time_to_us
+from eventlog.model import Event, Rfc3339Time, format_time, time_to_us
+from eventlog.openapi import JSON, error_responses
 from search import cursor as cursors
 from search.backend import FACET_FIELDS, EventQuery, Scope, SearchBackend, all_of
 from search.query import KNOWN_FIELDS, Node, QueryError, Range, Term, parse
@@ -35,8 +37,40 @@ TenantParam = Annotated[
 QParam = Annotated[
     str | None, Query(max_length=2000, description="Query language, see docs/api.md (e.g. `status:>=500 -actor:ci`).")
 ]
-SinceParam = Annotated[datetime | None, Query(description="Inclusive lower bound on `time` (RFC 3339).")]
-UntilParam = Annotated[datetime | None, Query(description="Exclusive upper bound on `time` (RFC 3339).")]
+SinceParam = Annotated[Rfc3339Time | None, Query(description="Inclusive lower bound on `time` (RFC 3339).")]
+UntilParam = Annotated[Rfc3339Time | None, Query(description="Exclusive upper bound on `time` (RFC 3339).")]
+
+# A read's answers: bad parameters or query, and a `tenant=` that is not the token's without admin (403).
+_READ_ERRORS = error_responses(400)
+
+
+class EventPage(BaseModel):
+    events: list[Event]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last one.")
+
+
+class Bucket(BaseModel):
+    time: str = Field(description="Start of the bucket (RFC 3339).")
+    count: int
+
+
+class Histogram(BaseModel):
+    interval: str = Field(description="Bucket width, e.g. 5m.")
+    interval_seconds: int
+    since: str
+    until: str
+    total: int
+    buckets: list[Bucket]
+
+
+class FacetValue(BaseModel):
+    value: str
+    count: int
+
+
+class Facets(BaseModel):
+    field: str
+    values: list[FacetValue]
 
 
 async def backend(request: Request) -> SearchBackend:
@@ -95,7 +129,7 @@ def _where(
     return all_of(_parse(q), *extra)
 
 
-@router.get("/v1/events", summary="Search events, newest first")
+@router.get("/v1/events", summary="Search events, newest first", response_model=EventPage, responses=_READ_ERRORS)
 async def list_events(
     request: Request,
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.list"))],
@@ -171,7 +205,12 @@ def _label(seconds: int) -> str:
     return f"{seconds}s"
 
 
-@router.get("/v1/events/histogram", summary="Counts of matching events per interval")
+@router.get(
+    "/v1/events/histogram",
+    summary="Counts of matching events per interval",
+    response_model=Histogram,
+    responses=_READ_ERRORS,
+)
 async def histogram(
     request: Request,
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.histogram"))],
@@ -212,7 +251,12 @@ async def histogram(
     }
 
 
-@router.get("/v1/events/facets", summary="Top values of one field among matching events")
+@router.get(
+    "/v1/events/facets",
+    summary="Top values of one field among matching events",
+    response_model=Facets,
+    responses=_READ_ERRORS,
+)
 async def facets(
     request: Request,
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.facets"))],
@@ -299,7 +343,21 @@ async def _from(first: Sequence[bytes] | None, pages: AsyncIterator[Sequence[byt
         yield page
 
 
-@router.get("/v1/events/export", summary="Every matching event as NDJSON or CSV, streamed")
+@router.get(
+    "/v1/events/export",
+    summary="Every matching event as NDJSON or CSV, streamed",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "One event per line (NDJSON), or a CSV with a header row.",
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        },
+        **_READ_ERRORS,
+    },
+)
 async def export(
     request: Request,
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.export"))],
@@ -335,6 +393,27 @@ async def export(
         " (`EVENTLOG_TAIL_TOKEN_RECHECK_SECONDS`): once it is revoked or expired, an `event: end` frame says so"
         " and the stream closes."
     ),
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "An endless stream: `event: event` frames, the journal sequence as `id`, keep-alives.",
+            # One schema per server-sent event (comments and `retry:` carry no data and are no events).
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["event", "id", "data"],
+                        "properties": {
+                            "event": {"const": "event"},
+                            "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The journal sequence."},
+                            "data": {"type": "string", "contentMediaType": JSON, "description": "The event (Event)."},
+                        },
+                    }
+                }
+            },
+        },
+        **_READ_ERRORS,
+    },
 )
 async def tail_events(
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.events.tail"))],
@@ -362,7 +441,12 @@ async def tail_events(
     )
 
 
-@router.get("/v1/events/{event_id}", summary="One event by id")
+@router.get(
+    "/v1/events/{event_id}",
+    summary="One event by id",
+    response_model=Event,
+    responses=error_responses(400, 404, notes={404: "No event of that id in the tenant."}),
+)
 async def get_event(
     request: Request,
     event_id: Annotated[str, Path(max_length=128)],

@@ -26,7 +26,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.responses import Response
 
 from eventlog.append import append_or_503, prepare, validation_context
@@ -37,6 +37,7 @@ from eventlog.dependencies import client_ip, context, principal
 from eventlog.errors import ApiError, json_pointer
 from eventlog.model import EventIn, error_path, parse_time, reserved_source
 from eventlog.nesting import parse_too_deep, too_deep_in_text
+from eventlog.openapi import JSON, error_responses, request_body
 from eventlog.request_body import read_body
 from eventlog.settings import Settings
 from search.api import QParam, _parse, backend
@@ -46,7 +47,7 @@ from search.reads import while_connected
 
 log = logging.getLogger(__name__)
 
-TOKEN_HEADER = "x-storageapi-token"  # noqa: S105 - a header name, not a secret
+TOKEN_HEADER = "X-StorageApi-Token"  # noqa: S105 - a header name, not a secret
 TYPES = ("info", "success", "warn", "error")
 MAX_LIMIT = 10_000
 MAX_WINDOW = 20_000
@@ -128,6 +129,39 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _string(value: Any) -> str | None:
+    """Keboola's text fields are strings: details.keboola of an event written elsewhere may hold anything."""
+    return value if isinstance(value, str) else None
+
+
+class KeboolaToken(BaseModel):
+    id: str | None
+    name: str | None
+
+
+class KeboolaEvent(BaseModel):
+    """An event in Keboola's form (any eventlog event has one)."""
+
+    id: str | None = Field(description="The journal sequence (`chain.seq`) as a string.")
+    uuid: str = Field(description="The eventlog id.")
+    event: str
+    component: str
+    message: str
+    description: str
+    type: Literal["info", "success", "warn", "error"]
+    runId: str | None  # noqa: N815 - Keboola's field names
+    created: str = Field(description="Keboola's time form, e.g. 2026-11-27T14:00:00+0000.")
+    configurationId: str | None  # noqa: N815
+    objectId: str | None  # noqa: N815
+    objectName: str | None  # noqa: N815
+    objectType: str | None  # noqa: N815
+    context: dict[str, str]
+    params: dict[str, Any]
+    results: dict[str, Any]
+    performance: dict[str, int | float]
+    token: KeboolaToken | None
+
+
 def to_keboola(document: Mapping[str, Any]) -> dict[str, Any]:
     """The Keboola form of any stored eventlog event."""
     details = _object(document.get("details"))
@@ -153,11 +187,11 @@ def to_keboola(document: Mapping[str, Any]) -> dict[str, Any]:
         "event": document.get("action"),
         "component": component,
         "message": document.get("message", ""),
-        "description": keboola.get("description", ""),
+        "description": _string(keboola.get("description")) or "",
         "type": kind,
-        "runId": keboola.get("runId"),
+        "runId": _string(keboola.get("runId")),
         "created": _created(str(document["time"])),
-        "configurationId": keboola.get("configurationId"),
+        "configurationId": _string(keboola.get("configurationId")),
         "objectId": target.get("id"),
         "objectName": target.get("name"),
         "objectType": target.get("type"),
@@ -165,9 +199,13 @@ def to_keboola(document: Mapping[str, Any]) -> dict[str, Any]:
         # An event written elsewhere shows its whole `details` as Keboola params, so nothing is hidden.
         "params": _object(keboola.get("params")) if written_here else details,
         "results": _object(keboola.get("results")),
-        "performance": {"duration": keboola["duration"]} if "duration" in keboola else {},
+        "performance": {"duration": duration} if _is_number(duration := keboola.get("duration")) else {},
         "token": {"id": actor.get("id"), "name": actor.get("name")} if actor.get("type") == "token" else None,
     }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _json(events: list[dict[str, Any]] | dict[str, Any], status: int = 200) -> Response:
@@ -407,18 +445,70 @@ def to_event_in(
         raise ApiError(422, "invalid_event", "no event was stored; fix the listed fields and resend", errors) from None
 
 
+def _body_schema(*, form: bool) -> dict[str, Any]:
+    """What `to_event_in` accepts, no narrower: unset fields may be null or empty; numbers stand for ids."""
+    text: dict[str, Any] = {"type": "string"} if form else {"type": ["string", "integer", "null"]}
+    custom: dict[str, Any] = (
+        {"type": "string", "description": "A JSON object, as text."}
+        if form
+        else {"anyOf": [{"type": "object"}, {"type": "array", "maxItems": 0}, {"type": "null"}, {"const": ""}]}
+    )
+    duration: dict[str, Any] = (
+        {"type": "string"} if form else {"anyOf": [{"type": "number", "minimum": 0}, {"type": ["string", "null"]}]}
+    )
+    schema: dict[str, Any] = {
+        "type": "object",
+        "required": ["component", "message"],
+        "properties": {
+            "component": {**text, "description": "The writing component, e.g. keboola.ex-db-snowflake."},
+            "message": {"type": "string", "minLength": 1, "maxLength": 8192},
+            "type": {"enum": [*TYPES, ""] if form else [*TYPES, "", None], "default": "info"},
+            "description": text,
+            "runId": text,
+            "configurationId": text,
+            "duration": {**duration, "description": "Seconds."},
+            "params": custom,
+            "results": custom,
+            "event": {**text, "description": "The eventlog action (default ext.<component>.)."},
+            "objectType": text,
+            "objectId": text,
+            "objectName": text,
+            # Set by the server; sending one is a 422.
+            **dict.fromkeys(_SERVER_FIELDS, False),
+        },
+        "additionalProperties": True,
+    }
+    if form:
+        schema["propertyNames"] = {"pattern": "^[^\\[]*$"}
+    return schema
+
+
 @router.post(
     "/v2/storage/events",
     status_code=201,
     summary="Keboola: create an event",
+    response_model=KeboolaEvent,
     responses={
         201: {"description": "The stored event in Keboola's form (`id`, `uuid`, ...)."},
-        400: {"description": "The body is not JSON or not a UTF-8 form."},
-        413: {"description": "The body or the event is too large."},
-        415: {"description": "multipart/form-data; send JSON or a urlencoded form."},
-        422: {"description": "An invalid field, named by a JSON pointer; nothing was stored."},
-        503: {"description": "The journal cannot write; retry later."},
+        **error_responses(
+            400,
+            413,
+            415,
+            422,
+            503,
+            keboola=True,
+            notes={
+                400: "The body is not JSON or not a UTF-8 form.",
+                413: "The body or the event is too large.",
+                415: "multipart/form-data; send JSON or a urlencoded form.",
+                422: "An invalid field, named by a JSON pointer; nothing was stored.",
+            },
+        ),
     },
+    openapi_extra=request_body(
+        {JSON: _body_schema(form=False), "application/x-www-form-urlencoded": _body_schema(form=True)},
+        description="A Keboola event; fields other than those listed are ignored, as Keboola does.",
+    ),
 )
 async def create_event(
     request: Request,
@@ -509,7 +599,12 @@ def _component_is(component: str) -> Node:
     return Or((written, And((Not(Exists(f"details.{_KEBOOLA}.component")), Term("source", component)))))
 
 
-@router.get("/v2/storage/events", summary="Keboola: list events")
+@router.get(
+    "/v2/storage/events",
+    summary="Keboola: list events",
+    response_model=list[KeboolaEvent],
+    responses=error_responses(400, keboola=True),
+)
 async def list_events(
     request: Request,
     caller: Annotated[Principal, Depends(principal("events:read", "eventlog.keboola.list", header=TOKEN_HEADER))],
@@ -565,7 +660,12 @@ async def list_events(
     return _json([to_keboola(orjson.loads(raw)) for raw in documents[offset:wanted]])
 
 
-@router.get("/v2/storage/events/{event_id}", summary="Keboola: one event by id or uuid")
+@router.get(
+    "/v2/storage/events/{event_id}",
+    summary="Keboola: one event by id or uuid",
+    response_model=KeboolaEvent,
+    responses=error_responses(400, 404, keboola=True),
+)
 async def get_event(
     request: Request,
     event_id: Annotated[str, Path(max_length=128)],

@@ -226,6 +226,20 @@ def test_forged_altered_or_out_of_range_cursor_is_a_400_that_says_to_restart(loa
         assert error["errors"][0]["parameter"] == "cursor"
 
 
+@pytest.mark.parametrize("path", ["/v1/events", "/v1/events/histogram", "/v1/events/facets", "/v1/events/export"])
+@pytest.mark.parametrize("value", ["1700000000", "1700000000.5", "-1"])
+def test_times_are_rfc3339_text_never_unix_seconds(service: Service, path: str, value: str) -> None:
+    token = service.token("acme")
+    for name in ("since", "until"):
+        answer = service.client.get(path, params={name: value}, headers=bearer(token))
+        assert answer.status_code == 400, answer.text
+        (error,) = answer.json()["errors"]
+        assert error["parameter"] == name
+        assert "RFC 3339" in error["message"]
+    fine = {"since": "2026-11-27T14:00:00+01:00", "until": "2026-11-28 14:00:00.5z"}
+    assert service.client.get(path, params=fine, headers=bearer(token)).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("params", "parameter"),
     [
@@ -233,6 +247,8 @@ def test_forged_altered_or_out_of_range_cursor_is_a_400_that_says_to_restart(loa
         ({"limit": 1001}, "limit"),
         ({"order": "up"}, "order"),
         ({"since": "yesterday"}, "since"),
+        ({"since": "2026-11-27T14:00:00"}, "since"),
+        ({"until": "2026-11-27"}, "until"),
     ],
 )
 def test_bad_parameters_are_400_naming_them(any_service: Service, params: dict[str, Any], parameter: str) -> None:

@@ -349,6 +349,23 @@ def test_events_written_through_v1_appear_mapped(any_service: Service) -> None:
     assert [e["uuid"] for e in _list(service, token, q="locked")] == [first]
 
 
+def test_keboola_fields_keep_their_documented_types_whatever_details_hold(any_service: Service) -> None:
+    """An event written through /v1 may hold anything under details.keboola; the facade shows Keboola's types."""
+    service = any_service
+    token = service.token("acme")
+    odd = {"description": 5, "runId": 7, "configurationId": ["x"], "duration": "slow", "params": [1], "type": 3}
+    answer = service.client.post(
+        "/v1/events", json={"action": "odd", "details": {"keboola": odd}}, headers=bearer(token)
+    )
+    assert answer.status_code == 201, answer.text
+    (receipt,) = answer.json()["receipts"]
+    service.settle()
+    event = _get(service, token, receipt["id"])
+    assert (event["description"], event["runId"], event["configurationId"]) == ("", None, None)
+    assert (event["performance"], event["params"], event["type"]) == ({}, {}, "info")
+    assert _list(service, token, component="api") == [event]
+
+
 def test_authentication_uses_the_storage_api_token_header(any_service: Service) -> None:
     service = any_service
     token = service.token("acme")

@@ -22,6 +22,12 @@ def test_holds_need_admin_and_valid_ranges(service: Service) -> None:
     )
     assert naive.status_code == 400  # a time without offset is ambiguous
     assert naive.json()["errors"][0]["parameter"] == "since"
+    for seconds in (1_700_000_000, "1700000000"):
+        number = service.client.post(
+            "/v1/holds", json={"tenant": "acme", "reason": "x", "until": seconds}, headers=admin
+        )
+        assert number.status_code == 400  # documented as RFC 3339 text; Unix seconds are refused
+        assert number.json()["errors"][0]["parameter"] == "until"
     missing = service.client.post("/v1/holds", json={"tenant": "acme"}, headers=admin)
     assert missing.status_code == 400
     assert missing.json()["errors"][0]["parameter"] == "reason"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from eventlog.canonical import canonical_json
-from eventlog.journal import Journal, Prepared
+from eventlog.journal import Journal, JournalClosed, Prepared
 from search.query import parse
 from search.tail import TOKEN_ENDED, tail
 
@@ -78,6 +79,9 @@ async def test_a_busy_stream_ends_too(journal: Journal) -> None:
         assert rest[-1] == TOKEN_ENDED
     finally:
         writer.cancel()
+        # Wait for the append in flight, so the journal closes with nothing pending on it.
+        with contextlib.suppress(asyncio.CancelledError, JournalClosed):
+            await writer
 
 
 async def test_a_valid_token_keeps_the_stream_open_and_delivering(journal: Journal) -> None:
