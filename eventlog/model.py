@@ -71,8 +71,16 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+def to_utc(value: datetime) -> datetime:
+    """`value` in UTC; ValueError (not OverflowError) when its offset carries it past year 9999 or before year 1."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("lies beyond the years 0001..9999 once in UTC") from None
+
+
 def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    return to_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
 
 
 def time_to_us(value: datetime) -> int:
@@ -110,8 +118,8 @@ def _ip_text(value: Any) -> Any:
     raise ValueError("must be an IP address as a JSON string, e.g. 192.0.2.1 or 2001:db8::1")
 
 
-Rfc3339Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
-"""A time as the API documents it (`format: date-time`): RFC 3339 text with an offset, never a number."""
+Rfc3339Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(to_utc)]
+"""A time as the API documents it (`format: date-time`): RFC 3339 text with an offset, never a number; read in UTC."""
 
 
 class _Part(BaseModel):
@@ -289,7 +297,8 @@ class EventIn(_Part):
             raise ValueError(
                 f"lies more than {int(future.total_seconds())} s in the future (server time {format_time(now)}); check the producer's clock"
             )
-        return value
+        # Only now, inside the window: an offset could carry a time at the ends of the calendar past them.
+        return to_utc(value)
 
     @field_validator("details")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -12,18 +13,29 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 from starlette.responses import Response, StreamingResponse
 
 from eventlog.auth import Principal, read_tenant
 from eventlog.context import Context
 from eventlog.dependencies import context, principal
 from eventlog.errors import ApiError
-from eventlog.model import Event, Rfc3339Time, format_time, time_to_us
+from eventlog.model import Event, format_time, time_to_us
 from eventlog.openapi import JSON, error_responses
 from search import cursor as cursors
-from search.backend import FACET_FIELDS, EventQuery, Scope, SearchBackend, all_of
-from search.query import KNOWN_FIELDS, Node, QueryError, Range, Term, parse
+from search.backend import FACET_FIELDS, Bucket, EventQuery, Scope, SearchBackend, all_of
+from search.query import (
+    KNOWN_FIELDS,
+    MAX_TIME_US,
+    MIN_TIME_US,
+    TIME_EXPECTED,
+    Node,
+    QueryError,
+    Range,
+    Term,
+    parse,
+    time_span,
+)
 from search.reads import while_connected
 from search.tail import tail
 
@@ -37,8 +49,14 @@ TenantParam = Annotated[
 QParam = Annotated[
     str | None, Query(max_length=2000, description="Query language, see docs/api.md (e.g. `status:>=500 -actor:ci`).")
 ]
-SinceParam = Annotated[Rfc3339Time | None, Query(description="Inclusive lower bound on `time` (RFC 3339).")]
-UntilParam = Annotated[Rfc3339Time | None, Query(description="Exclusive upper bound on `time` (RFC 3339).")]
+_TIME_PARAM = "RFC 3339 with offset, or a date for the start of that UTC day; read like a time in `q`"
+_TimeText = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time", "maxLength": 64})]
+SinceParam = Annotated[
+    _TimeText | None, Query(max_length=64, description=f"Inclusive lower bound on `time` ({_TIME_PARAM}).")
+]
+UntilParam = Annotated[
+    _TimeText | None, Query(max_length=64, description=f"Exclusive upper bound on `time` ({_TIME_PARAM}).")
+]
 
 # A read's answers: bad parameters or query, and a `tenant=` that is not the token's without admin (403).
 _READ_ERRORS = error_responses(400)
@@ -49,7 +67,7 @@ class EventPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last one.")
 
 
-class Bucket(BaseModel):
+class HistogramBucket(BaseModel):
     time: str = Field(description="Start of the bucket (RFC 3339).")
     count: int
 
@@ -60,7 +78,7 @@ class Histogram(BaseModel):
     since: str
     until: str
     total: int
-    buckets: list[Bucket]
+    buckets: list[HistogramBucket]
 
 
 class FacetValue(BaseModel):
@@ -83,12 +101,33 @@ async def cursor_codec(request: Request) -> cursors.Cursors:
     return found
 
 
-def _micros(value: datetime | None, name: str) -> int | None:
+def _scope(caller: Principal, tenant: str | None) -> Scope:
+    """The read's tenant scope, from the token or (admins) the `tenant` parameter."""
+    if tenant == "":
+        raise ApiError(
+            400,
+            "invalid_parameters",
+            "`tenant` is empty; name a tenant, or drop the parameter to read the token's own",
+            [{"parameter": "tenant", "message": "must not be empty"}],
+        )
+    return Scope(read_tenant(caller, tenant))
+
+
+def _micros(value: str | None, name: str) -> int | None:
+    """A `since` or `until` in µs, parsed like a time in the query language."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ApiError(400, "invalid_parameters", f"`{name}` needs a UTC offset, e.g. 2026-11-27T14:00:00Z")
-    return time_to_us(value)
+    try:
+        start, _ = time_span(value)
+    except ValueError:
+        raise ApiError(
+            400,
+            "invalid_parameters",
+            f"`{name}` must be {TIME_EXPECTED}",
+            [{"parameter": name, "message": f"expected {TIME_EXPECTED}"}],
+        ) from None
+    # No store holds a time outside this range, so its nearest end selects the same events.
+    return min(max(start, MIN_TIME_US), MAX_TIME_US)
 
 
 def _parse(q: str | None) -> Node:
@@ -147,7 +186,7 @@ async def list_events(
     cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page.")] = None,
     tenant: TenantParam = None,
 ) -> Response:
-    scope = Scope(read_tenant(caller, tenant))
+    scope = _scope(caller, tenant)
     where = _where(
         q,
         since_us=_micros(since, "since"),
@@ -172,13 +211,25 @@ async def list_events(
 
 _INTERVALS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _NICE_SECONDS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
-_MAX_BUCKETS = 2000
+_AUTO_BUCKETS = 60
+MAX_BUCKETS = 2000
 
 
-def _interval_seconds(interval: str | None, span_us: int) -> int:
+def _bucket_count(since_us: int, until_us: int, width_us: int) -> int:
+    """Buckets from the one holding `since` (they start at multiples of the width) up to `until`."""
+    start = since_us - since_us % width_us
+    return -(-(until_us - start) // width_us)
+
+
+def _interval_seconds(interval: str | None, since_us: int, until_us: int) -> int:
     if interval is None:
-        # About 60 bars for the range, on a human step.
-        return next((n for n in _NICE_SECONDS if span_us / (n * 1_000_000) <= 60), _NICE_SECONDS[-1])
+        # About 60 bars for the range, on a human step; past the longest step, on whole multiples of it.
+        span_us = until_us - since_us
+        longest = _NICE_SECONDS[-1]
+        return next(
+            (n for n in _NICE_SECONDS if span_us <= n * 1_000_000 * _AUTO_BUCKETS),
+            -(-span_us // (longest * 1_000_000 * _AUTO_BUCKETS)) * longest,
+        )
     match = re.fullmatch(r"([1-9][0-9]{0,5})([smhd])", interval)
     if match is None:
         raise ApiError(
@@ -188,11 +239,12 @@ def _interval_seconds(interval: str | None, span_us: int) -> int:
             [{"parameter": "interval", "message": "e.g. 5m"}],
         )
     seconds = int(match.group(1)) * _INTERVALS[match.group(2)]
-    if span_us / (seconds * 1_000_000) > _MAX_BUCKETS:
+    count = _bucket_count(since_us, until_us, seconds * 1_000_000)
+    if count > MAX_BUCKETS:
         raise ApiError(
             400,
             "invalid_parameters",
-            f"that interval makes more than {_MAX_BUCKETS} buckets; widen it or narrow the range",
+            f"that interval makes {count} buckets, more than {MAX_BUCKETS}; widen it, narrow the range or leave it out",
             [{"parameter": "interval", "message": "too small for the range"}],
         )
     return seconds
@@ -203,6 +255,26 @@ def _label(seconds: int) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def _rfc3339(time_us: int) -> str:
+    return format_time(_EPOCH + timedelta(microseconds=time_us))
+
+
+def _histogram_body(found: Sequence[Bucket], *, since_us: int, until_us: int, seconds: int) -> bytes:
+    """The answer with every bucket of the range, empty ones too (at most MAX_BUCKETS)."""
+    width = seconds * 1_000_000
+    counts = {bucket.start_us: bucket.count for bucket in found}
+    starts = range(since_us - since_us % width, until_us, width)
+    body = {
+        "interval": _label(seconds),
+        "interval_seconds": seconds,
+        "since": _rfc3339(since_us),
+        "until": _rfc3339(until_us),
+        "total": sum(counts.get(at, 0) for at in starts),
+        "buckets": [{"time": _rfc3339(at), "count": counts.get(at, 0)} for at in starts],
+    }
+    return orjson.dumps(body)
 
 
 @router.get(
@@ -220,35 +292,37 @@ async def histogram(
     since: SinceParam = None,
     until: UntilParam = None,
     interval: Annotated[
-        str | None, Query(description="Bucket width (30s, 5m, 1h, 1d); chosen from the range if absent.")
+        str | None,
+        Query(
+            max_length=16,
+            description=f"Bucket width (30s, 5m, 1h, 1d); chosen from the range if absent. At most {MAX_BUCKETS} buckets.",
+        ),
     ] = None,
     tenant: TenantParam = None,
-) -> dict[str, Any]:
-    scope = Scope(read_tenant(caller, tenant))
+) -> Response:
+    scope = _scope(caller, tenant)
+    where = _parse(q)
     now = datetime.now(UTC)
-    until_us = _micros(until, "until") or time_to_us(now + timedelta(seconds=ctx.settings.max_future_seconds))
-    since_us = _micros(since, "since") or time_to_us(now - timedelta(days=ctx.settings.retention_days))
+    until_us = _micros(until, "until")
+    if until_us is None:
+        until_us = min(time_to_us(now + timedelta(seconds=ctx.settings.max_future_seconds)), MAX_TIME_US)
+    since_us = _micros(since, "since")
+    if since_us is None:
+        since_us = max(time_to_us(now - timedelta(days=ctx.settings.retention_days)), MIN_TIME_US)
     if since_us >= until_us:
-        raise ApiError(400, "invalid_parameters", "`since` must lie before `until`")
-    seconds = _interval_seconds(interval, until_us - since_us)
-    width = seconds * 1_000_000
+        raise ApiError(
+            400,
+            "invalid_parameters",
+            f"`since` ({_rfc3339(since_us)}) must lie before `until` ({_rfc3339(until_us)})",
+            [{"parameter": "since", "message": "not before until"}],
+        )
+    seconds = _interval_seconds(interval, since_us, until_us)
     found = await while_connected(
-        request, store.histogram(scope, _parse(q), since_us=since_us, until_us=until_us, interval_us=width)
+        request, store.histogram(scope, where, since_us=since_us, until_us=until_us, interval_us=seconds * 1_000_000)
     )
-    counts = {bucket.start_us: bucket.count for bucket in found}
-    start = since_us - since_us % width
-    buckets = [
-        {"time": format_time(_EPOCH + timedelta(microseconds=at)), "count": counts.get(at, 0)}
-        for at in range(start, until_us, width)
-    ]
-    return {
-        "interval": _label(seconds),
-        "interval_seconds": seconds,
-        "since": format_time(_EPOCH + timedelta(microseconds=since_us)),
-        "until": format_time(_EPOCH + timedelta(microseconds=until_us)),
-        "total": sum(counts.get(at, 0) for at in range(start, until_us, width)),
-        "buckets": buckets,
-    }
+    # Up to MAX_BUCKETS dicts to build and encode: a few milliseconds kept off the event loop.
+    body = await asyncio.to_thread(_histogram_body, found, since_us=since_us, until_us=until_us, seconds=seconds)
+    return Response(body, media_type="application/json")
 
 
 @router.get(
@@ -270,7 +344,7 @@ async def facets(
     until: UntilParam = None,
     tenant: TenantParam = None,
 ) -> dict[str, Any]:
-    scope = Scope(read_tenant(caller, tenant))
+    scope = _scope(caller, tenant)
     canonical = {"actor": "actor.id", "ip": "actor.ip"}.get(field, field)
     assert canonical in FACET_FIELDS
     where = _where(q, since_us=_micros(since, "since"), until_us=_micros(until, "until"))
@@ -369,7 +443,7 @@ async def export(
     order: Annotated[Literal["desc", "asc"], Query()] = "desc",
     tenant: TenantParam = None,
 ) -> StreamingResponse:
-    scope = Scope(read_tenant(caller, tenant))
+    scope = _scope(caller, tenant)
     where = _where(q, since_us=_micros(since, "since"), until_us=_micros(until, "until"))
     exported = store.export(scope, EventQuery(where=where, order=order))
     # Read before the answer starts, so that the first page's refusal (deadline, busy) has its own status.
@@ -382,6 +456,25 @@ async def export(
     return StreamingResponse(
         body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
     )
+
+
+_MAX_SEQ = 2**63 - 1  # the journal's sequence is an SQLite INTEGER
+
+
+def _resume_after(last_event_id: str | None) -> int | None:
+    """The journal sequence a reconnecting tail resumes after; absent or empty: from now."""
+    if not last_event_id:
+        return None
+    # ASCII digits only: str.isdigit() also takes '²' or '٣', which int() then refuses.
+    if re.fullmatch(r"[0-9]{1,19}", last_event_id) is None or int(last_event_id) > _MAX_SEQ:
+        raise ApiError(
+            400,
+            "invalid_parameters",
+            "`Last-Event-ID` is the `id` of an event the tail sent (a journal sequence number); "
+            "drop the header to start from now",
+            [{"parameter": "Last-Event-ID", "message": f"a whole number from 0 to {_MAX_SEQ}"}],
+        )
+    return int(last_event_id)
 
 
 @router.get(
@@ -424,9 +517,9 @@ async def tail_events(
     ] = None,
     tenant: TenantParam = None,
 ) -> StreamingResponse:
-    scope = Scope(read_tenant(caller, tenant))
+    scope = _scope(caller, tenant)
     where = _parse(q)
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+    after = _resume_after(last_event_id)
     return StreamingResponse(
         tail(
             ctx.journal,
@@ -455,7 +548,7 @@ async def get_event(
     ctx: Annotated[Context, Depends(context)],
     tenant: TenantParam = None,
 ) -> Response:
-    scope = Scope(read_tenant(caller, tenant))
+    scope = _scope(caller, tenant)
     document = await while_connected(request, store.get(scope, event_id))
     if document is None:
         # Acknowledged but not yet in the store: the journal is the source of truth.

@@ -83,6 +83,10 @@ __all__ = [
     "MAX_DETAILS_TERMS",
     "MAX_LENGTH",
     "MAX_TERMS",
+    "MAX_TIME_US",
+    "MIN_TIME_US",
+    "TIME_EXPECTED",
+    "TIME_RANGE",
     "All",
     "And",
     "AnyOf",
@@ -104,6 +108,7 @@ __all__ = [
     "leaf_key",
     "matches",
     "parse",
+    "time_span",
     "to_opensearch",
     "to_sqlite",
 ]
@@ -163,8 +168,9 @@ _DETAILS = "details."
 _INT_BOUNDS = {"request.status": (-32768, 32767)}
 _SAFE_INT = 2**53 - 1
 
-# date_nanos holds 1970-01-01 .. 2262-04-11T23:47:16.854775807Z.
-_MAX_TIME_US = (2**63 - 1) // 1000
+# date_nanos holds 1970-01-01 .. 2262-04-11T23:47:16.854775807Z: the times any store can hold.
+MIN_TIME_US = 0
+MAX_TIME_US = (2**63 - 1) // 1000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_US = 86_400_000_000
@@ -558,25 +564,53 @@ def _number(field: str, whole: bool, value: str, pos: int, raw: str) -> int | fl
 
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _DATETIME = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,6}))?)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[Tt](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
+    r"(?::(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]{1,6}))?)?"
+    r"(?:[Zz]|(?P<sign>[+-])(?P<offset_hours>[0-9]{2}):(?P<offset_minutes>[0-9]{2}))"
 )
-_TIME_EXPECTED = "an RFC 3339 time with offset (2026-11-27T10:00:00Z) or a date (2026-11-27)"
+TIME_EXPECTED = "an RFC 3339 time with offset (2026-11-27T10:00:00Z) or a date (2026-11-27)"
+TIME_RANGE = "a time between 1970-01-01 and 2262-04-11"
+
+
+def time_span(text: str) -> tuple[int, int]:
+    """[start, end) in µs of a time as the language writes it: an instant (end == start) or a date (its UTC day).
+
+    The one reading of times for every route. Any year 0001..9999 with any offset is read without
+    overflow, so the span may lie outside MIN_TIME_US..MAX_TIME_US: callers refuse or clamp it.
+    Raises ValueError saying TIME_EXPECTED for anything else.
+    """
+    try:
+        if date := _DATE.fullmatch(text):
+            start = time_to_us(datetime(int(date[1]), int(date[2]), int(date[3]), tzinfo=UTC))
+            return start, start + _DAY_US
+        found = _DATETIME.fullmatch(text)
+        if found is None:
+            raise ValueError(text)
+        part = found.groupdict("0")
+        # The wall clock read as UTC, then the offset applied in integers: an offset that crosses
+        # year 1 or 9999 cannot overflow a datetime that way.
+        year, month, day, hour, minute, second = (
+            int(part[name]) for name in ("year", "month", "day", "hour", "minute", "second")
+        )
+        wall = datetime(year, month, day, hour, minute, second, int(part["fraction"].ljust(6, "0")), tzinfo=UTC)
+        hours, minutes = int(part["offset_hours"]), int(part["offset_minutes"])
+        if hours > 23 or minutes > 59:
+            raise ValueError(text)
+    except ValueError:
+        raise ValueError(f"expected {TIME_EXPECTED}") from None
+    offset_us = (hours * 60 + minutes) * 60_000_000
+    start = time_to_us(wall) + (offset_us if part["sign"] == "-" else -offset_us)
+    return start, start
 
 
 def _time(field: str, op: Op | None, value: str, pos: int, raw: str) -> Node:
-    day = _DATE.fullmatch(value)
     try:
-        if day:
-            start = time_to_us(datetime(int(day[1]), int(day[2]), int(day[3]), tzinfo=UTC))
-        elif _DATETIME.fullmatch(value):
-            start = time_to_us(parse_time(value.upper()))
-        else:
-            raise ValueError(value)
+        start, end = time_span(value)
     except ValueError:
-        raise QueryError(pos, raw, _TIME_EXPECTED) from None
-    end = start + _DAY_US if day else start
-    if start < 0 or end > _MAX_TIME_US:
-        raise QueryError(pos, raw, "a time between 1970-01-01 and 2262-04-11")
+        raise QueryError(pos, raw, TIME_EXPECTED) from None
+    day = end != start
+    if start < MIN_TIME_US or end > MAX_TIME_US:
+        raise QueryError(pos, raw, TIME_RANGE)
     if not day:
         return Term(field, start) if op is None else Range(field, op, start)
     # A date is its whole UTC day.

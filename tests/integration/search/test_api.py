@@ -498,3 +498,106 @@ def test_facet_ties_are_ordered_like_opensearch_orders_addresses(any_service: Se
         "/v1/events/facets", params={"field": "ip", "q": "action:a", "size": 3}, headers=bearer(token)
     ).json()
     assert [v["value"] for v in body["values"]] == ["9.9.9.9", "10.0.0.9", "10.0.0.10"]
+
+
+READS = ("/v1/events", "/v1/events/e1", "/v1/events/facets", "/v1/events/histogram", "/v1/events/export")
+
+
+@pytest.mark.parametrize("path", [*READS, "/v1/events/tail"])
+def test_an_empty_tenant_is_400_on_every_read(loaded: tuple[Service, str], path: str) -> None:
+    service, _ = loaded
+    admin = service.token("ops", "admin")
+    answer = service.client.get(path, params={"tenant": ""}, headers=bearer(admin))
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["errors"][0]["parameter"] == "tenant"
+
+
+# Ends of the calendar, also with offsets that carry them past year 1 or 9999 in UTC: no store holds
+# a time before 1970 or after 2262, so such a bound reads like the nearest end of that range.
+EARLY = ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "1969-12-31T23:59:59Z", "0001-01-01")
+LATE = ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:00:00-05:00", "2262-04-12T00:00:00Z", "9999-12-31")
+
+
+@pytest.mark.parametrize(("since", "until"), list(zip(EARLY, LATE, strict=True)))
+def test_times_at_the_ends_of_the_calendar_select_everything(
+    loaded: tuple[Service, str], since: str, until: str
+) -> None:
+    service, token = loaded
+    window = {"since": since, "until": until, "q": "source:api"}
+    assert _ids(_list(service, token, **window)) == ["e3", "e2", "e1"]
+    assert _list(service, token, since=until)["events"] == []
+    assert _list(service, token, until=since)["events"] == []
+    facets = service.client.get("/v1/events/facets", params=window, headers=bearer(token))
+    assert facets.status_code == 200, facets.text
+    assert sum(v["count"] for v in facets.json()["values"]) == 3
+    export = service.client.get("/v1/events/export", params=window, headers=bearer(token))
+    assert export.status_code == 200, export.text
+    assert len(export.content.splitlines()) == 3
+    histogram = service.client.get("/v1/events/histogram", params=window, headers=bearer(token))
+    assert histogram.status_code == 200, histogram.text
+    body = histogram.json()
+    assert (body["since"], body["until"]) == ("1970-01-01T00:00:00.000000Z", "2262-04-11T23:47:16.854775Z")
+    assert body["total"] == 3
+    assert len(body["buckets"]) <= 61
+
+
+TIMED = ("/v1/events", "/v1/events/facets", "/v1/events/histogram", "/v1/events/export")
+
+
+@pytest.mark.parametrize("path", TIMED)
+@pytest.mark.parametrize(
+    "value", ["0", "1700000000", "2026-11-27T10:00:00", "2026-11-27T10:00:00+24:00", "\u0662\u0660\u0662\u0666-11-27"]
+)
+def test_a_time_parameter_that_is_no_time_is_400_naming_it(any_service: Service, path: str, value: str) -> None:
+    service = any_service
+    token = service.token("acme")
+    for name in ("since", "until"):
+        answer = service.client.get(path, params={name: value}, headers=bearer(token))
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["errors"][0]["parameter"] == name
+
+
+@pytest.mark.parametrize("path", [*TIMED, "/v1/events/tail"])
+@pytest.mark.parametrize(
+    "q", ["time:9999-12-31T23:00:00-05:00", "time:<0001-01-01T00:00:00+01:00", "received_at:>=9999-12-31"]
+)
+def test_a_query_time_beyond_the_calendar_is_400_on_every_route(any_service: Service, path: str, q: str) -> None:
+    service = any_service
+    token = service.token("acme")
+    answer = service.client.get(path, params={"q": q}, headers=bearer(token))
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["errors"][0]["expected"] == "a time between 1970-01-01 and 2262-04-11"
+
+
+def test_histogram_buckets_are_capped_on_every_path(loaded: tuple[Service, str]) -> None:
+    service, token = loaded
+    everything = {"since": "1970-01-01T00:00:00Z", "until": "2262-04-11T00:00:00Z", "q": "source:api"}
+
+    def histogram(**params: str) -> Any:
+        return service.client.get("/v1/events/histogram", params=params, headers=bearer(token))
+
+    chosen = histogram(**everything).json()
+    assert len(chosen["buckets"]) <= 61
+    assert chosen["interval_seconds"] % (7 * 86400) == 0
+    assert chosen["total"] == 3
+    widest = histogram(**everything, interval="999999d").json()
+    assert (widest["interval_seconds"], len(widest["buckets"]), widest["total"]) == (999999 * 86400, 1, 3)
+    too_many = histogram(**everything, interval="1d")
+    assert too_many.status_code == 400
+    assert too_many.json()["errors"][0]["parameter"] == "interval"
+    assert "buckets" in too_many.json()["message"]
+    # Exactly the limit passes: 2000 one-minute buckets from a whole minute on.
+    start = NOW.replace(second=0) - timedelta(minutes=2000)
+    exact = {"since": start.isoformat(), "until": (start + timedelta(minutes=2000)).isoformat()}
+    assert len(histogram(**exact, interval="1m").json()["buckets"]) == 2000
+    # One microsecond more starts a bucket more.
+    later = (start + timedelta(minutes=2000, microseconds=1)).isoformat()
+    assert histogram(since=exact["since"], until=later, interval="1m").status_code == 400
+
+
+def test_histogram_until_the_epoch_is_a_bound_not_absent(any_service: Service) -> None:
+    service = any_service
+    token = service.token("acme")
+    answer = service.client.get("/v1/events/histogram", params={"until": "1970-01-01T00:00:00Z"}, headers=bearer(token))
+    assert answer.status_code == 400
+    assert "must lie before `until` (1970-01-01T00:00:00.000000Z)" in answer.json()["message"]

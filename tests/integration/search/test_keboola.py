@@ -569,6 +569,17 @@ def test_params_nested_too_deep_to_parse_are_422_with_the_pointer(
     assert answer.json()["code"] == "validation.failed"
 
 
+@pytest.mark.parametrize("q", ["time:9999-12-31T23:00:00-05:00", "time:>=0001-01-01T00:00:00+01:00"])
+def test_a_query_time_whose_offset_crosses_the_calendar_is_400(any_service: Service, q: str) -> None:
+    service = any_service
+    token = service.token("acme")
+    answer = service.client.get(EVENTS, params={"q": q}, headers=kbc(token))
+    assert answer.status_code == 400, answer.text
+    body = answer.json()
+    assert (body["error"], body["code"]) == ("invalid_query", "validation.failed")
+    assert body["errors"][0]["expected"] == "a time between 1970-01-01 and 2262-04-11"
+
+
 def test_event_above_the_size_limit_is_413(any_service: Service) -> None:
     service = any_service
     token = service.token("acme")

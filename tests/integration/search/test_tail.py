@@ -165,3 +165,22 @@ def test_a_tail_ends_soon_after_its_token_is_revoked_or_expires(tmp_path: Path) 
         ended = watch.ended() - opened_at
         assert expires_in - 0.5 < ended < expires_in + RECHECK_S + 1.5
         assert watch.frames[-1].startswith("event: end")
+
+
+def test_a_last_event_id_that_is_no_sequence_is_400_and_a_sequence_resumes(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "data") as server:
+        token = server.create_token("acme", "events:read")
+
+        def status(last_event_id: bytes) -> tuple[int, str]:
+            headers = {b"Authorization": f"Bearer {token}".encode(), b"Last-Event-ID": last_event_id}
+            with httpx.stream("GET", f"{server.url}/v1/events/tail", headers=headers, timeout=10) as answer:
+                if answer.status_code != 200:
+                    answer.read()
+                    return answer.status_code, str(answer.json()["errors"][0]["parameter"])
+                return 200, ""
+
+        # Header bytes arrive as Latin-1: b"\xb2" is '²', which str.isdigit() takes and int() refuses.
+        for refused in (b"\xb2", b"\xb9", "\u0663".encode(), b"12a", b"-1", b"1.0", b"9223372036854775808", b"9" * 20):
+            assert status(refused) == (400, "Last-Event-ID"), refused
+        for accepted in (b"", b"0", b"9223372036854775807"):
+            assert status(accepted) == (200, ""), accepted

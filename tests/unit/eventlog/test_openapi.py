@@ -195,7 +195,7 @@ def test_scopes_and_times_are_constrained_in_the_document(document: dict[str, An
     hold = resolve(document, "#/components/schemas/HoldRequest")
     assert {"type": "string", "format": "date-time"} in hold["properties"]["since"]["anyOf"]
     since = next(p for p in document["paths"]["/v1/events"]["get"]["parameters"] if p["name"] == "since")
-    assert {"type": "string", "format": "date-time"} in since["schema"]["anyOf"]
+    assert {"type": "string", "format": "date-time", "maxLength": 64} in since["schema"]["anyOf"]
 
 
 def test_responses_declare_their_real_content_types(service: Service, document: dict[str, Any]) -> None:

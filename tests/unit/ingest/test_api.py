@@ -149,6 +149,11 @@ def test_time_window_is_retention_back_and_five_minutes_ahead(service: Service) 
         answer = service.client.post("/v1/events", json=_event(time=when.isoformat()), headers=bearer(token))
         assert answer.status_code == 422
         assert answer.json()["errors"][0]["pointer"] == "/time"
+    # Offsets that carry the ends of the calendar past year 9999 or before year 1 in UTC.
+    for text in ("9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+01:00"):
+        answer = service.client.post("/v1/events", json=_event(time=text), headers=bearer(token))
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"][0]["pointer"] == "/time"
 
 
 def test_client_time_is_kept_in_utc_with_microseconds(service: Service) -> None:

@@ -28,6 +28,10 @@ def test_holds_need_admin_and_valid_ranges(service: Service) -> None:
         )
         assert number.status_code == 400  # documented as RFC 3339 text; Unix seconds are refused
         assert number.json()["errors"][0]["parameter"] == "until"
+    for field, text in (("until", "9999-12-31T23:00:00-05:00"), ("since", "0001-01-01T00:00:00+01:00")):
+        beyond = service.client.post("/v1/holds", json={"tenant": "acme", "reason": "x", field: text}, headers=admin)
+        assert beyond.status_code == 400, beyond.text  # past the calendar once in UTC
+        assert beyond.json()["errors"][0]["parameter"] == field
     missing = service.client.post("/v1/holds", json={"tenant": "acme"}, headers=admin)
     assert missing.status_code == 400
     assert missing.json()["errors"][0]["parameter"] == "reason"

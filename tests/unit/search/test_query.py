@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -37,6 +38,7 @@ from search.query import (
     ip_key,
     matches,
     parse,
+    time_span,
     to_opensearch,
     to_sqlite,
 )
@@ -959,6 +961,16 @@ ERRORS = [
     error("time:2026-11-27T10*", 5, "2026-11-27T10*", "a value without '*' (time has no prefixes)"),
     error("time:<1969-12-31", 6, "1969-12-31", "a time between 1970-01-01 and 2262-04-11"),
     error("received_at:2262-04-12", 12, "2262-04-12", "a time between 1970-01-01 and 2262-04-11"),
+    # An offset that carries the time past year 9999 or before year 1 in UTC is out of range, not a crash.
+    error("time:9999-12-31T23:00:00-05:00", 5, "9999-12-31T23:00:00-05:00", "a time between 1970-01-01 and 2262-04-11"),
+    error(
+        "time:<0001-01-01T00:00:00+01:00", 6, "0001-01-01T00:00:00+01:00", "a time between 1970-01-01 and 2262-04-11"
+    ),
+    error("received_at:>=9999-12-31", 14, "9999-12-31", "a time between 1970-01-01 and 2262-04-11"),
+    error("time:0000-01-01", 5, "0000-01-01", TIME),
+    error("time:2026-11-27T10:00:00+24:00", 5, "2026-11-27T10:00:00+24:00", TIME),
+    error("time:2026-11-27T10:00:00+05:60", 5, "2026-11-27T10:00:00+05:60", TIME),
+    error("time:\u0661\u0669\u0667\u0660-01-01", 5, "\u0661\u0669\u0667\u0660-01-01", TIME, "non-ASCII digits"),
     # -- addresses
     error("ip:10.0.0.300", 3, "10.0.0.300", ADDRESS),
     error("ip:10.0.0.0/33", 3, "10.0.0.0/33", ADDRESS),
@@ -1022,6 +1034,43 @@ def test_query_error_is_a_value_error_whose_message_names_position_found_and_exp
     assert str(unknown.value).endswith(", found 'foo'")
     for field in (*KNOWN_FIELDS, *ALIASES):
         assert field in unknown.value.expected
+
+
+@pytest.mark.parametrize(
+    ("text", "span"),
+    [
+        ("2026-11-27T10:30:00Z", (us("2026-11-27T10:30:00Z"), us("2026-11-27T10:30:00Z"))),
+        ("2026-11-27t11:30+01:00", (us("2026-11-27T10:30:00Z"), us("2026-11-27T10:30:00Z"))),
+        ("2026-11-27T10:30:00.5-00:00", (us("2026-11-27T10:30:00.5Z"), us("2026-11-27T10:30:00.5Z"))),
+        ("2026-11-27", (us("2026-11-27T00:00:00Z"), us("2026-11-28T00:00:00Z"))),
+        # Beyond what datetime holds in UTC: still exact, in integers.
+        ("9999-12-31T23:00:00-05:00", (us("9999-12-31T00:00:00Z") + 28 * 3_600_000_000,) * 2),
+        ("0001-01-01T00:00:00+01:00", (us("0001-01-01T00:00:00Z") - 3_600_000_000,) * 2),
+    ],
+)
+def test_time_span(text: str, span: tuple[int, int]) -> None:
+    assert time_span(text) == span
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59, 999999)),
+    st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1),
+    st.sampled_from(["time:", "time:<", "received_at:>="]),
+)
+def test_any_time_with_any_offset_parses_cleanly(wall: datetime, offset_minutes: int, prefix: str) -> None:
+    sign = "-" if offset_minutes < 0 else "+"
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    value = f"{wall.isoformat(timespec='microseconds')}{sign}{hours:02d}:{minutes:02d}"
+    start, _ = time_span(value)
+    assert start == time_to_us(wall.replace(tzinfo=UTC)) - offset_minutes * 60_000_000
+    node = parse_or_error(prefix + value)
+    if isinstance(node, QueryError):
+        assert node.expected == "a time between 1970-01-01 and 2262-04-11"
+        assert not 0 <= start <= (2**63 - 1) // 1000
+    else:
+        to_opensearch(node)
+        to_sqlite(node)
 
 
 @pytest.mark.parametrize(
