@@ -25,10 +25,10 @@ from eventlog.openapi import JSON, error_responses
 from search import cursor as cursors
 from search.backend import FACET_FIELDS, Bucket, EventQuery, Scope, SearchBackend, all_of
 from search.query import (
+    INSTANT_EXPECTED,
     KNOWN_FIELDS,
     MAX_TIME_US,
     MIN_TIME_US,
-    TIME_EXPECTED,
     Node,
     QueryError,
     Range,
@@ -49,7 +49,7 @@ TenantParam = Annotated[
 QParam = Annotated[
     str | None, Query(max_length=2000, description="Query language, see docs/api.md (e.g. `status:>=500 -actor:ci`).")
 ]
-_TIME_PARAM = "RFC 3339 with offset, or a date for the start of that UTC day; read like a time in `q`"
+_TIME_PARAM = "RFC 3339 with an offset (T or a space between date and time); a bare date is refused"
 _TimeText = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time", "maxLength": 64})]
 SinceParam = Annotated[
     _TimeText | None, Query(max_length=64, description=f"Inclusive lower bound on `time` ({_TIME_PARAM}).")
@@ -118,14 +118,17 @@ def _micros(value: str | None, name: str) -> int | None:
     if value is None:
         return None
     try:
-        start, _ = time_span(value)
+        start, end = time_span(value)
     except ValueError:
+        start, end = 0, -1
+    # A bound is an instant: whether a bare date means its first or its last moment is a guess.
+    if start != end:
         raise ApiError(
             400,
             "invalid_parameters",
-            f"`{name}` must be {TIME_EXPECTED}",
-            [{"parameter": name, "message": f"expected {TIME_EXPECTED}"}],
-        ) from None
+            f"`{name}` must be {INSTANT_EXPECTED}",
+            [{"parameter": name, "message": f"expected {INSTANT_EXPECTED}"}],
+        )
     # No store holds a time outside this range, so its nearest end selects the same events.
     return min(max(start, MIN_TIME_US), MAX_TIME_US)
 
