@@ -133,7 +133,8 @@ def _micros(value: str | None, name: str) -> int | None:
     return min(max(start, MIN_TIME_US), MAX_TIME_US)
 
 
-def _parse(q: str | None) -> Node:
+def parse_q(q: str | None) -> Node:
+    """The `q` parameter as a query tree; a 400 naming its position and what was expected when it does not parse."""
     try:
         return parse(q or "")
     except QueryError as exc:
@@ -168,7 +169,7 @@ def _where(
         extra.append(Range("time", ">=", since_us))
     if until_us is not None:
         extra.append(Range("time", "<", until_us))
-    return all_of(_parse(q), *extra)
+    return all_of(parse_q(q), *extra)
 
 
 @router.get("/v1/events", summary="Search events, newest first", response_model=EventPage, responses=_READ_ERRORS)
@@ -304,7 +305,7 @@ async def histogram(
     tenant: TenantParam = None,
 ) -> Response:
     scope = _scope(caller, tenant)
-    where = _parse(q)
+    where = parse_q(q)
     now = datetime.now(UTC)
     until_us = _micros(until, "until")
     if until_us is None:
@@ -521,7 +522,7 @@ async def tail_events(
     tenant: TenantParam = None,
 ) -> StreamingResponse:
     scope = _scope(caller, tenant)
-    where = _parse(q)
+    where = parse_q(q)
     after = _resume_after(last_event_id)
     return StreamingResponse(
         tail(
