@@ -125,7 +125,7 @@ async def run(transport: Transport, journal: Journal, receiver: Receiver, ca: Pa
     fanout = FanOut(
         journal,
         [sink],
-        metrics,
+        metrics.sinks,
         batch_events=settings.fanout_batch_events,
         poll_seconds=settings.fanout_poll_seconds,
         max_backoff_seconds=settings.fanout_max_backoff_seconds,

@@ -206,7 +206,7 @@ class Node:
             settings.journal_path,
             stream=stream_name(settings),
             max_group_events=settings.group_commit_max_events,
-            observe_commit=metrics.observe_commit,
+            observe_commit=metrics.journal.observe_commit,
         )
         # One client (one connection pool) for the search store and retention.
         client = build_client(settings) if settings.opensearch_url is not None else None
@@ -218,7 +218,7 @@ class Node:
         fanout = FanOut(
             journal,
             sinks,
-            metrics,
+            metrics.sinks,
             batch_events=settings.fanout_batch_events,
             poll_seconds=settings.fanout_poll_seconds,
             max_backoff_seconds=settings.fanout_max_backoff_seconds,

@@ -30,6 +30,7 @@ from ingest.cloudtrail.checkpoints import CheckpointStore
 from ingest.cloudtrail.digest import load_public_keys
 from ingest.cloudtrail.importer import ImportStats, import_cloudtrail, import_cloudtrail_keys
 from ingest.cloudtrail.mapping import limits_of
+from ingest.cloudtrail.metrics import CloudTrailMetrics
 from ingest.cloudtrail.sqs import MessageCounts, QueueConsumer, check_queue_url, sqs_client
 
 __all__ = ["CloudTrailPoller"]
@@ -100,7 +101,8 @@ class CloudTrailPoller:
         self.mode = "list" if self.queue_url is None else "sqs"
         self._settings = settings
         self._journal = journal
-        self._metrics = metrics
+        self._metrics = CloudTrailMetrics.register(metrics.registry)
+        self._ingest = metrics.ingest
         self._limits = limits_of(settings)
         # Read at start, so a key that cannot be read stops the service with its fingerprint named.
         self._public_keys = load_public_keys(settings.cloudtrail_digest_public_keys) or None
@@ -218,12 +220,12 @@ class CloudTrailPoller:
             self._receive_failed(started, "cloudtrail sqs batch failed", exc)
         self._messages.add(counts)
         m = self._metrics
-        m.cloudtrail_sqs_received.inc(counts.received)
-        m.cloudtrail_sqs_deleted.inc(counts.deleted)
-        m.cloudtrail_sqs_failed.inc(counts.failed)
-        m.cloudtrail_sqs_malformed.inc(counts.malformed)
+        m.sqs_received.inc(counts.received)
+        m.sqs_deleted.inc(counts.deleted)
+        m.sqs_failed.inc(counts.failed)
+        m.sqs_malformed.inc(counts.malformed)
         for reason, count in counts.ignored.items():
-            m.cloudtrail_sqs_ignored.labels(reason).inc(count)
+            m.sqs_ignored.labels(reason).inc(count)
         self._count(stats)
         summary = {**stats.as_dict(), "messages": counts.as_dict()}
         self.last = _LastRun(started.isoformat(), time.monotonic() - clock, summary, errors[-1] if errors else None)
@@ -235,7 +237,7 @@ class CloudTrailPoller:
 
     def _receive_failed(self, started: datetime, what: str, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
-        self._metrics.cloudtrail_poll_errors.inc()
+        self._metrics.poll_errors.inc()
         self._last_error = (started.isoformat(), error)
         log.error(what, extra={"queue_url": self.queue_url, "error": error})
 
@@ -258,29 +260,29 @@ class CloudTrailPoller:
             self._count(stats)
             log.info("cloudtrail import", extra={"bucket": self.bucket, "prefix": self.prefix, "summary": summary})
         else:
-            self._metrics.cloudtrail_poll_errors.inc()
+            self._metrics.poll_errors.inc()
             log.error("cloudtrail import failed", extra={"bucket": self.bucket, "prefix": self.prefix, "error": error})
         return stats
 
     def _count(self, stats: ImportStats) -> None:
         m = self._metrics
-        m.cloudtrail_files.inc(stats.files)
-        m.cloudtrail_records.inc(stats.records)
-        m.cloudtrail_imported.inc(stats.imported)
-        m.cloudtrail_duplicates.inc(stats.duplicates)
-        m.cloudtrail_malformed_files.inc(len(stats.malformed))
+        m.files.inc(stats.files)
+        m.records.inc(stats.records)
+        m.imported.inc(stats.imported)
+        m.duplicates.inc(stats.duplicates)
+        m.malformed_files.inc(len(stats.malformed))
         for reason, count in stats.skipped.items():
-            m.cloudtrail_skipped.labels(reason).inc(count)
+            m.skipped.labels(reason).inc(count)
         if stats.imported:
-            m.events_accepted.labels("cloudtrail").inc(stats.imported)
+            self._ingest.accepted.labels("cloudtrail").inc(stats.imported)
         if stats.validation:
-            m.cloudtrail_digests.inc(stats.digests)
-            m.cloudtrail_validated_files.inc(stats.validated)
-            m.cloudtrail_unvalidated_files.inc(stats.unvalidated)
-            m.cloudtrail_awaiting_digest_files.set(stats.awaiting_digest)
+            m.digests.inc(stats.digests)
+            m.validated_files.inc(stats.validated)
+            m.unvalidated_files.inc(stats.unvalidated)
+            m.awaiting_digest_files.set(stats.awaiting_digest)
         at = datetime.now(UTC).isoformat()
         for failure in stats.integrity:
-            m.cloudtrail_integrity_failures.labels(failure.kind).inc()
+            m.integrity_failures.labels(failure.kind).inc()
             self._failures[failure.kind] += 1
             self._recent.append({"at": at, **failure.as_dict()})
             log.error(
