@@ -121,7 +121,7 @@ async def run(transport: Transport, journal: Journal, receiver: Receiver, ca: Pa
     )
     metrics = Metrics()
     registry: CollectorRegistry = metrics.registry
-    sink = SyslogSink.from_settings(settings, registry=registry)
+    sink = SyslogSink.from_settings(settings.syslog, registry=registry)
     fanout = FanOut(
         journal,
         [sink],

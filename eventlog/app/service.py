@@ -34,6 +34,7 @@ from eventlog.token_api import router as token_router
 from eventlog.tokens import TokenStore
 from eventlog.ui import mount_ui
 from ingest.api import router as ingest_router
+from ingest.cloudtrail.mapping import limits_of
 from ingest.cloudtrail.poll import CloudTrailPoller
 from ingest.emitters import JournalEmitter
 from ingest.middleware import AuditMiddleware, Call
@@ -68,11 +69,11 @@ def search_store(
     settings: Settings, client: OpenSearch | None = None, reads: Reads | None = None
 ) -> tuple[SearchBackend, Sink]:
     """OpenSearch when a URL is configured, else the embedded SQLite store; its reads run on `reads`."""
-    reads = reads or Reads.from_settings(settings)
+    reads = reads or Reads.from_settings(settings.reads)
     if settings.opensearch_url is None:
         store = SqliteStore(settings.search_path, reads)
         return store, store
-    client = client or build_client(settings)
+    client = client or build_client(settings.opensearch)
     prefix = settings.opensearch_index_prefix
     sink = OpenSearchSink(
         client,
@@ -100,7 +101,7 @@ def retention_parts(
         holds = SqliteHoldStore(settings.holds_path)
         lock = SqliteLock(settings.retention_path)
     else:
-        client = client or build_client(settings)
+        client = client or build_client(settings.opensearch)
         prefix = settings.opensearch_index_prefix
         expiry = OpenSearchExpiry(
             client, prefix, shards=settings.opensearch_shards, replicas=settings.opensearch_replicas
@@ -209,12 +210,12 @@ class Node:
             observe_commit=metrics.journal.observe_commit,
         )
         # One client (one connection pool) for the search store and retention.
-        client = build_client(settings) if settings.opensearch_url is not None else None
-        reads = Reads.from_settings(settings)
+        client = build_client(settings.opensearch) if settings.opensearch_url is not None else None
+        reads = Reads.from_settings(settings.reads)
         store, sink = search_store(settings, client, reads)
         sinks: list[Sink] = [sink]
         if settings.syslog_url is not None:
-            sinks.append(SyslogSink.from_settings(settings, registry=metrics.registry))
+            sinks.append(SyslogSink.from_settings(settings.syslog, registry=metrics.registry))
         fanout = FanOut(
             journal,
             sinks,
@@ -240,7 +241,17 @@ class Node:
         )
         # A queue without a bucket is refused by the poller (its error names the setting), not silently unused.
         wanted = settings.cloudtrail_bucket is not None or settings.cloudtrail_sqs_queue_url is not None
-        poller = CloudTrailPoller(settings, journal, metrics) if wanted else None
+        poller = (
+            CloudTrailPoller(
+                settings.cloudtrail,
+                limits_of(settings.retention, settings.limits),
+                settings.cloudtrail_path,
+                journal,
+                metrics,
+            )
+            if wanted
+            else None
+        )
         if poller is not None:
             ctx.readiness["cloudtrail"] = poller
         retention, holds, lock = retention_parts(settings, journal, [s.name for s in sinks], clock, client)
