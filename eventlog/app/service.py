@@ -38,6 +38,7 @@ from ingest.cloudtrail.mapping import limits_of
 from ingest.cloudtrail.poll import CloudTrailPoller
 from ingest.emitters import JournalEmitter
 from ingest.middleware import AuditMiddleware, Call
+from retention.api import RetentionParts
 from retention.api import router as retention_router
 from retention.archive import Archive
 from retention.embedded import EmbeddedExpiry
@@ -48,6 +49,7 @@ from retention.policy import Policy
 from retention.run import Retention
 from retention.scheduler import Scheduler
 from retention.store import ExpiringStore
+from search.api import SearchParts
 from search.api import router as search_router
 from search.backend import SearchBackend
 from search.cursor import CursorKey, Cursors, FileCursorKey
@@ -337,11 +339,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
         docs_url="/docs",
     )
     app.state.ctx = node.ctx
-    app.state.backend = node.store
-    app.state.cursors = node.cursors
-    app.state.reads = node.reads
-    app.state.holds = node.holds
-    app.state.retention = node.scheduler
+    node.ctx.add(SearchParts(node.store, node.cursors, node.reads))
+    node.ctx.add(RetentionParts(node.holds, node.scheduler))
     errors.install(app)
     openapi.install(app)
     for router in ROUTERS:
