@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from eventlog.canonical import MAX_SAFE_INT, canonical_json
 from eventlog.journal import Prepared
-from eventlog.model import MAX_DETAILS_STRING, EventIn, format_time
+from eventlog.model import MAX_DETAILS_STRING, EventIn, format_time, to_utc
 from eventlog.settings import LimitSettings, RetentionSettings
 
 __all__ = [
@@ -195,11 +195,10 @@ def _parse_time(value: Any) -> datetime:
         raise SkipRecord("invalid", "no eventTime")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        # An offset that carries the time past year 1 or 9999 is refused, never an OverflowError.
+        return to_utc(parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC))
     except ValueError:
-        raise SkipRecord("invalid", f"eventTime {value!r} is not RFC 3339") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        raise SkipRecord("invalid", f"eventTime {value!r} is not an RFC 3339 time of the years 0001..9999") from None
 
 
 def _uuid5(name: str) -> str:

@@ -387,6 +387,13 @@ def test_prepare_equals_the_validated_path_on_odd_records(
     _assert_prepared_like_the_reference(record, Limits(max_event_bytes=16_384))
 
 
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00", "yesterday"])
+def test_an_event_time_outside_the_calendar_is_a_skipped_record(when: str) -> None:
+    with pytest.raises(SkipRecord, match="eventTime") as skipped:
+        map_record({**_all_records()[0], "eventTime": when})
+    assert skipped.value.reason == "invalid"
+
+
 def test_a_tenants_own_retention_decides_what_is_too_old() -> None:
     record = {**_all_records()[0], "eventTime": "2026-11-07T15:00:00Z"}  # 20 days before NOW
     limits = Limits(retention_days=14, tenant_retention_days={"keeps-long": 90})
