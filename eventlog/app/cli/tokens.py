@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import closing
 
 import orjson
 
@@ -12,14 +13,10 @@ from eventlog.tokens import TokenStore, parse_scopes
 
 
 def _tokens_create(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    store = TokenStore(settings.tokens_path)
-    try:
+    with closing(TokenStore(settings_from(args).tokens_path)) as store:
         issued = store.create(
             tenant=args.tenant, scopes=parse_scopes(args.scopes), name=args.name or "", expires_days=args.expires_days
         )
-    finally:
-        store.close()
     if args.json:
         sys.stdout.write(orjson.dumps({"id": issued.token.id, "secret": issued.secret}).decode() + "\n")
     else:
@@ -34,11 +31,8 @@ def _tokens_create(args: argparse.Namespace) -> int:
 
 
 def _tokens_list(args: argparse.Namespace) -> int:
-    store = TokenStore(settings_from(args).tokens_path)
-    try:
+    with closing(TokenStore(settings_from(args).tokens_path)) as store:
         tokens = store.list(args.tenant)
-    finally:
-        store.close()
     if args.json:
         sys.stdout.write(orjson.dumps([t.as_dict() for t in tokens]).decode() + "\n")
         return 0
@@ -52,11 +46,8 @@ def _tokens_list(args: argparse.Namespace) -> int:
 
 
 def _tokens_revoke(args: argparse.Namespace) -> int:
-    store = TokenStore(settings_from(args).tokens_path)
-    try:
+    with closing(TokenStore(settings_from(args).tokens_path)) as store:
         token = store.revoke(args.id)
-    finally:
-        store.close()
     print(f"revoked {token.id} (tenant {token.tenant}) at {token.revoked_at}")
     return 0
 
