@@ -22,8 +22,7 @@ import orjson
 from opensearchpy import NotFoundError, OpenSearch
 
 from eventlog.model import format_time
-from retention.policy import day_start
-from retention.store import TenantDay
+from retention.store import TenantDay, day_start
 from search.opensearch.sink import document_id
 from search.opensearch.template import MAPPINGS, alias
 from search.text import searchable_text
