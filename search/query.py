@@ -706,6 +706,9 @@ def parse(text: str) -> Node:
     return _Parser(text).query()
 
 
+# -- addresses -----------------------------------------------------------
+
+
 @functools.lru_cache(maxsize=256)
 def ip_network_bits(network: str) -> tuple[int, int] | None:
     """A network as (128-bit base, prefix length), IPv4 mapped into IPv6 like OpenSearch does."""
@@ -719,6 +722,7 @@ def ip_network_bits(network: str) -> tuple[int, int] | None:
 
 
 def ip_number(ip: str) -> int | None:
+    """An address as the 128-bit number OpenSearch orders `ip` values by (IPv4 mapped); None if it is none."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -729,9 +733,10 @@ def ip_number(ip: str) -> int | None:
 
 
 def cidr_match(ip: str | None, network: str) -> int:
-    """1 when `ip` lies in `network` (an address is a one-address network), else 0; for SQLite.
+    """1 when `ip` lies in `network` (an address is a one-address network), else 0.
 
-    The reference evaluator `matches` uses it; SQLite compares ip_key() bytes instead."""
+    The reference evaluator `matches` uses it; the embedded store compares ip_key() bytes instead
+    (search/sqlite/query.py)."""
     if not isinstance(ip, str):
         return 0
     net = ip_network_bits(network)
