@@ -15,7 +15,7 @@ from eventlog.model import Rfc3339Time
 from eventlog.openapi import error_responses
 from eventlog.tenant import TenantName
 from retention.scheduler import Scheduler
-from retention.store import HoldNotFound, HoldStore, InvalidHold
+from search.retention import HoldNotFound, HoldStore, InvalidHold
 
 router = APIRouter(tags=["retention"])
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from retention.store import Hold, HoldNotFound, hold_from_dict, new_hold, released_hold
+from search.retention import Hold, HoldNotFound, hold_from_dict, new_hold, released_hold
 
 
 class SqliteHoldStore:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from retention.store import Hold
+from search.retention import Hold
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,10 +25,10 @@ from eventlog.openapi import JSON, error_responses
 from search import cursor as cursors
 from search.backend import FACET_FIELDS, Bucket, EventQuery, Scope, SearchBackend, all_of
 from search.query import (
+    INSTANT_EXPECTED,
     KNOWN_FIELDS,
     MAX_TIME_US,
     MIN_TIME_US,
-    TIME_EXPECTED,
     Node,
     QueryError,
     Range,
@@ -49,7 +49,7 @@ TenantParam = Annotated[
 QParam = Annotated[
     str | None, Query(max_length=2000, description="Query language, see docs/api.md (e.g. `status:>=500 -actor:ci`).")
 ]
-_TIME_PARAM = "RFC 3339 with offset, or a date for the start of that UTC day; read like a time in `q`"
+_TIME_PARAM = "RFC 3339 with an offset (T or a space between date and time); a bare date is refused"
 _TimeText = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time", "maxLength": 64})]
 SinceParam = Annotated[
     _TimeText | None, Query(max_length=64, description=f"Inclusive lower bound on `time` ({_TIME_PARAM}).")
@@ -118,19 +118,23 @@ def _micros(value: str | None, name: str) -> int | None:
     if value is None:
         return None
     try:
-        start, _ = time_span(value)
+        start, end = time_span(value)
     except ValueError:
+        start, end = 0, -1
+    # A bound is an instant: whether a bare date means its first or its last moment is a guess.
+    if start != end:
         raise ApiError(
             400,
             "invalid_parameters",
-            f"`{name}` must be {TIME_EXPECTED}",
-            [{"parameter": name, "message": f"expected {TIME_EXPECTED}"}],
-        ) from None
+            f"`{name}` must be {INSTANT_EXPECTED}",
+            [{"parameter": name, "message": f"expected {INSTANT_EXPECTED}"}],
+        )
     # No store holds a time outside this range, so its nearest end selects the same events.
     return min(max(start, MIN_TIME_US), MAX_TIME_US)
 
 
-def _parse(q: str | None) -> Node:
+def parse_q(q: str | None) -> Node:
+    """The `q` parameter as a query tree; a 400 naming its position and what was expected when it does not parse."""
     try:
         return parse(q or "")
     except QueryError as exc:
@@ -165,7 +169,7 @@ def _where(
         extra.append(Range("time", ">=", since_us))
     if until_us is not None:
         extra.append(Range("time", "<", until_us))
-    return all_of(_parse(q), *extra)
+    return all_of(parse_q(q), *extra)
 
 
 @router.get("/v1/events", summary="Search events, newest first", response_model=EventPage, responses=_READ_ERRORS)
@@ -301,7 +305,7 @@ async def histogram(
     tenant: TenantParam = None,
 ) -> Response:
     scope = _scope(caller, tenant)
-    where = _parse(q)
+    where = parse_q(q)
     now = datetime.now(UTC)
     until_us = _micros(until, "until")
     if until_us is None:
@@ -518,7 +522,7 @@ async def tail_events(
     tenant: TenantParam = None,
 ) -> StreamingResponse:
     scope = _scope(caller, tenant)
-    where = _parse(q)
+    where = parse_q(q)
     after = _resume_after(last_event_id)
     return StreamingResponse(
         tail(

@@ -40,7 +40,7 @@ from eventlog.nesting import parse_too_deep, too_deep_in_text
 from eventlog.openapi import JSON, error_responses, request_body
 from eventlog.request_body import read_body
 from eventlog.settings import Settings
-from search.api import QParam, _parse, backend
+from search.api import QParam, backend, parse_q
 from search.backend import EventQuery, Position, Scope, SearchBackend, all_of
 from search.query import And, Exists, Node, Not, Or, Range, Term
 from search.reads import while_connected
@@ -632,7 +632,7 @@ async def list_events(
             [{"parameter": "offset", "message": f"offset + limit is {offset + limit}, above {MAX_WINDOW}"}],
         )
     scope = Scope(caller.tenant)
-    conditions: list[Node] = [_parse(q)]
+    conditions: list[Node] = [parse_q(q)]
     since = await while_connected(request, _bound(store, ctx, scope, "sinceId", since_id))
     if since is not None:
         conditions.append(Range("chain.seq", ">", since))

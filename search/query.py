@@ -82,6 +82,7 @@ __all__ = [
     "ALIASES",
     "DETAILS_PREFIX",
     "FIELD_KINDS",
+    "INSTANT_EXPECTED",
     "KNOWN_FIELDS",
     "MAX_DEPTH",
     "MAX_DETAILS_TERMS",
@@ -566,11 +567,12 @@ def _number(field: str, whole: bool, value: str, pos: int, raw: str) -> int | fl
 
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _DATETIME = re.compile(
-    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[Tt](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[Tt ](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
     r"(?::(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]{1,6}))?)?"
     r"(?:[Zz]|(?P<sign>[+-])(?P<offset_hours>[0-9]{2}):(?P<offset_minutes>[0-9]{2}))"
 )
-TIME_EXPECTED = "an RFC 3339 time with offset (2026-11-27T10:00:00Z) or a date (2026-11-27)"
+INSTANT_EXPECTED = "an RFC 3339 time with offset (2026-11-27T10:00:00Z)"
+TIME_EXPECTED = f"{INSTANT_EXPECTED} or a date (2026-11-27)"
 TIME_RANGE = "a time between 1970-01-01 and 2262-04-11"
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from eventlog.service import create_app
+from eventlog.app.service import create_app
 from tests.app import Service, make_settings
 from tests.opensearch_node import start_opensearch
 from tests.s3_server import start_s3

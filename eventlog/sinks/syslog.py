@@ -144,9 +144,6 @@ class SyslogSink:
     async def deliver(self, entries: Sequence[Entry]) -> Sequence[Rejection]:
         return await asyncio.to_thread(self._deliver, entries)
 
-    async def healthcheck(self) -> bool:
-        return await asyncio.to_thread(self._healthcheck)
-
     async def close(self) -> None:
         await asyncio.to_thread(self._close)
 
@@ -263,19 +260,6 @@ class SyslogSink:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
-
-    def _healthcheck(self) -> bool:
-        if self.endpoint.transport == "udp":
-            return True
-        if not self._lock.acquire(timeout=self._timeout):
-            return False
-        try:
-            self._connection()
-        except (OSError, ssl.SSLError):
-            return False
-        finally:
-            self._lock.release()
-        return True
 
     def _close(self) -> None:
         with self._lock:

@@ -1,4 +1,4 @@
-"""Legal holds shared by every node of a cluster, in an OpenSearch index (retention/store.py has the protocol)."""
+"""Legal holds shared by every node of a cluster, in an OpenSearch index (search/retention.py has the protocol)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from opensearchpy import NotFoundError, OpenSearch
 
-from retention.store import Hold, HoldNotFound, hold_from_dict, new_hold, released_hold
+from search.retention import Hold, HoldNotFound, hold_from_dict, new_hold, released_hold
 
 _HOLD_MAPPINGS: dict[str, Any] = {
     "dynamic": "strict",

@@ -121,12 +121,5 @@ class OpenSearchSink:
             rejected.extend(rejections(batch, answer))
         return rejected
 
-    async def healthcheck(self) -> bool:
-        try:
-            await asyncio.to_thread(self._client.cluster.health, params={"timeout": "2s"})
-        except Exception:  # noqa: BLE001 - any failure means unhealthy
-            return False
-        return True
-
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)

@@ -1,7 +1,7 @@
 """A real `eventlog serve` in a subprocess, for integration tests.
 
 ``ServerProcess(data_dir)`` runs the service the way an operator does: the
-console script next to ``sys.executable`` (or ``python -m eventlog.cli``), a
+console script next to ``sys.executable`` (or ``python -m eventlog.app.cli``), a
 free loopback port, its own data dir. Its stdout and stderr go to
 ``<data_dir.parent>/<data_dir.name>.server.log`` (appended to across restarts,
 one header line per start), and every failure message ends with the tail of
@@ -64,11 +64,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def eventlog_command() -> list[str]:
-    """The `eventlog` console script of this interpreter's environment, else `python -m eventlog.cli`."""
+    """The `eventlog` console script of this interpreter's environment, else `python -m eventlog.app.cli`."""
     script = Path(sys.executable).parent / "eventlog"
     if script.is_file() and os.access(script, os.X_OK):
         return [str(script)]
-    return [sys.executable, "-m", "eventlog.cli"]
+    return [sys.executable, "-m", "eventlog.app.cli"]
 
 
 def _clean_env(extra: Mapping[str, str] | None) -> dict[str, str]:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from eventlog.cli import build_parser
+from eventlog.app.cli import build_parser
 from eventlog.settings import Settings
 from tests.opensearch_node import DEFAULT_VERSION
 from tests.syslog_receivers import (

@@ -18,8 +18,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from eventlog.cli import main
-from eventlog.service import create_app
+from eventlog.app.cli import main
+from eventlog.app.service import create_app
 from eventlog.verify import verify_journal
 from retention.archive import Archive
 from tests.app import Service, bearer, make_settings

@@ -514,8 +514,8 @@ def test_an_empty_tenant_is_400_on_every_read(loaded: tuple[Service, str], path:
 
 # Ends of the calendar, also with offsets that carry them past year 1 or 9999 in UTC: no store holds
 # a time before 1970 or after 2262, so such a bound reads like the nearest end of that range.
-EARLY = ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "1969-12-31T23:59:59Z", "0001-01-01")
-LATE = ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:00:00-05:00", "2262-04-12T00:00:00Z", "9999-12-31")
+EARLY = ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "1969-12-31T23:59:59Z", "0001-01-01 00:00:00z")
+LATE = ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:00:00-05:00", "2262-04-12T00:00:00Z", "9999-12-31 23:59:59Z")
 
 
 @pytest.mark.parametrize(("since", "until"), list(zip(EARLY, LATE, strict=True)))

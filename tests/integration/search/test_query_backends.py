@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventlog.service import create_app
+from eventlog.app.service import create_app
 from search.query import matches, parse
 from tests.app import Service, bearer, make_settings
 

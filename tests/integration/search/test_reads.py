@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import Message
 
-from eventlog.service import create_app
+from eventlog.app.service import create_app
 from search.reads import Reads
 from tests.app import Service, bearer, make_settings
 

@@ -22,7 +22,7 @@ from dashboards.importer import (
     saved_objects,
     to_ndjson,
 )
-from eventlog.cli import main
+from eventlog.app.cli import main
 from search.opensearch.template import alias
 from tests.syslog_receivers import make_tls_files
 from tests.unit.dashboards.fake_dashboards import FakeDashboards

@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from eventlog.app.cli import main
 from eventlog.canonical import canonical_json
 from eventlog.checkpoints import Checkpointer, load_or_create_key
-from eventlog.cli import main
 from eventlog.journal import Journal, Prepared
 from tests.app import Service, bearer
 
@@ -171,12 +171,12 @@ async def test_verify_a_cut_tail_fails(tmp_path: Path, capsys: pytest.CaptureFix
 def test_bootstrap_token_goes_to_a_private_file_without_a_terminal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from eventlog.cli import _bootstrap_admin
+    from eventlog.app.cli.serve import bootstrap_admin
     from eventlog.settings import Settings
     from eventlog.tokens import TokenStore
 
     settings = Settings(data_dir=tmp_path)
-    _bootstrap_admin(settings)
+    bootstrap_admin(settings)
     err = capsys.readouterr().err
     path = tmp_path / "bootstrap-admin-token"
     secret = path.read_text().strip()
@@ -190,5 +190,5 @@ def test_bootstrap_token_goes_to_a_private_file_without_a_terminal(
         assert "admin" in token.scopes
     finally:
         store.close()
-    _bootstrap_admin(settings)  # a second start creates nothing
+    bootstrap_admin(settings)  # a second start creates nothing
     assert path.read_text().strip() == secret

@@ -11,8 +11,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from eventlog.cli import build_parser, main
-from eventlog.service import create_app
+from eventlog.app.cli import build_parser, main
+from eventlog.app.service import create_app
 from tests.app import Service, bearer, make_settings
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eventlog.cli import main
+from eventlog.app.cli import main
 from eventlog.datadir import DataDirBusy, lock_data_dir
 
 

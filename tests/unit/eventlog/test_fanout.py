@@ -35,9 +35,6 @@ class FakeSink:
         self.delivered.extend(e.seq for e in entries if e.id not in self.refuse)
         return [Rejection(e.seq, "mapping refused") for e in entries if e.id in self.refuse]
 
-    async def healthcheck(self) -> bool:
-        return self.failures == 0
-
     async def close(self) -> None:
         self.closed = True
 

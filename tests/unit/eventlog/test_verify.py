@@ -18,7 +18,7 @@ from eventlog.journal import Journal, Prepared, purge_delivered
 from eventlog.verify import Report, verify_journal
 from retention.journal import expire_journal
 from retention.policy import Policy
-from retention.store import Hold
+from search.retention import Hold
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from eventlog.service import create_app
+from eventlog.app.service import create_app
 from tests.app import Service, bearer, make_settings
 
 

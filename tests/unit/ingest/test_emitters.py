@@ -21,9 +21,9 @@ import orjson
 import pytest
 import uuid_utils
 
+from eventlog.app.service import create_app
 from eventlog.journal import Appended, Journal, Prepared
 from eventlog.model import EventIn
-from eventlog.service import create_app
 from eventlog.tokens import TokenStore, parse_scopes
 from ingest.emitters import Emitter, HttpEmitter, JournalEmitter, Spool, wire
 from tests.app import make_settings

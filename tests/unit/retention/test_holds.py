@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from retention.holds import SqliteHoldStore
-from retention.store import InvalidHold
+from search.retention import InvalidHold
 
 
 @pytest.mark.parametrize("tenant", ["a\nb", "", " acme", "x" * 129])

@@ -11,7 +11,7 @@ from eventlog.journal import Journal, Prepared
 from eventlog.verify import verify_journal
 from retention.journal import expire_journal
 from retention.policy import Policy
-from retention.store import Hold
+from search.retention import Hold
 
 TODAY = date(2026, 11, 27)
 OLD, NEW = "2026-10-01T10:00:00.000000Z", "2026-11-26T10:00:00.000000Z"

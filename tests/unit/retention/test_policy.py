@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from retention.policy import Policy
-from retention.store import Hold, day_bounds_us
+from search.retention import Hold, day_bounds_us
 
 TODAY = date(2026, 11, 27)
 

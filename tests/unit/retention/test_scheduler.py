@@ -14,7 +14,7 @@ from retention.lock import SqliteLock
 from retention.policy import Policy
 from retention.run import Report, Retention
 from retention.scheduler import Scheduler
-from retention.store import TenantDay
+from search.retention import TenantDay
 from search.sqlite.expiry import EmbeddedExpiry
 
 

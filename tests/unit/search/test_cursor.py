@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from eventlog.service import create_app
+from eventlog.app.service import create_app
 from eventlog.settings import Settings
 from search import cursor
 from search.backend import EventQuery, Position

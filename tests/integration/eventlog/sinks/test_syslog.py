@@ -18,8 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
+from eventlog.app.service import create_app
 from eventlog.journal import Entry
-from eventlog.service import create_app
 from eventlog.sinks.syslog import SyslogSink
 from eventlog.sinks.syslog_message import BOM, MessageFormat
 from eventlog.sinks.syslog_transport import parse_url, tls_context

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from eventlog.cli import main
-from eventlog.service import create_app
+from eventlog.app.cli import main
+from eventlog.app.service import create_app
 from tests.app import Service, make_settings
 from tests.cloudtrail_signer import DigestObject, TrailSigner
 from tests.integration.ingest.cloudtrail.test_import import (

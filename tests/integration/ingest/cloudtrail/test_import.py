@@ -20,8 +20,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from eventlog.cli import main
-from eventlog.service import create_app
+from eventlog.app.cli import main
+from eventlog.app.service import create_app
 from ingest.cloudtrail.mapping import NAMESPACE, event_id
 from tests.app import Service, bearer, make_settings
 

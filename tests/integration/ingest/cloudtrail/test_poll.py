@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from eventlog.service import create_app
+from eventlog.app.service import create_app
 from tests.app import Service, make_settings
 from tests.integration.ingest.cloudtrail.test_import import (
     ALPHA,

@@ -17,7 +17,7 @@ import boto3
 import pytest
 from fastapi.testclient import TestClient
 
-from eventlog.service import create_app
+from eventlog.app.service import create_app
 from eventlog.settings import Settings
 from tests.app import Service, make_settings
 from tests.integration.ingest.cloudtrail.test_digest import CONSOLE, FEDERATION, LEAVE, Trail

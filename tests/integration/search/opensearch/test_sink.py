@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from opensearchpy import OpenSearch
 
+from eventlog.app.service import create_app
 from eventlog.journal import Entry
-from eventlog.service import create_app
 from search.opensearch import template
 from search.opensearch.sink import OpenSearchSink
 from tests.app import Service, bearer, make_settings

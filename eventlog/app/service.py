@@ -7,6 +7,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
@@ -43,7 +44,6 @@ from retention.lock import Lock, SqliteLock
 from retention.policy import Policy
 from retention.run import Retention
 from retention.scheduler import Scheduler
-from retention.store import ExpiringStore, HoldStore
 from search.api import router as search_router
 from search.backend import SearchBackend
 from search.cursor import CursorKey, Cursors, FileCursorKey
@@ -55,6 +55,7 @@ from search.opensearch.holds import OpenSearchHoldStore
 from search.opensearch.lock import OpenSearchLock
 from search.opensearch.sink import OpenSearchSink
 from search.reads import Reads
+from search.retention import ExpiringStore, HoldStore
 from search.sqlite.expiry import EmbeddedExpiry
 from search.sqlite.store import SqliteStore
 
@@ -180,111 +181,167 @@ def _audit_target(call: Call) -> Target | None:
     return fit_target(target) if target else None
 
 
-def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
-    """`clock` is the retention run's notion of now (tests move it forward)."""
-    metrics = Metrics()
-    journal = Journal(
-        settings.journal_path,
-        stream=stream_name(settings),
-        max_group_events=settings.group_commit_max_events,
-        observe_commit=metrics.observe_commit,
-    )
-    # One client (one connection pool) for the search store and retention.
-    client = build_client(settings) if settings.opensearch_url is not None else None
-    reads = Reads.from_settings(settings)
-    store, sink = search_store(settings, client, reads)
-    sinks: list[Sink] = [sink]
-    if settings.syslog_url is not None:
-        sinks.append(SyslogSink.from_settings(settings, registry=metrics.registry))
-    fanout = FanOut(
-        journal,
-        sinks,
-        metrics,
-        batch_events=settings.fanout_batch_events,
-        poll_seconds=settings.fanout_poll_seconds,
-        max_backoff_seconds=settings.fanout_max_backoff_seconds,
-    )
-    journal.subscribe(fanout.notify)
-    tokens = TokenStore(settings.tokens_path)
-    limiter = FailureLimiter(
-        settings.auth_failure_limit,
-        settings.auth_failure_window_seconds,
-        max_networks=settings.auth_failure_max_networks,
-    )
-    auth = Authenticator(tokens, limiter)
-    key = load_or_create_key(settings.signing_key_path)
-    checkpointer = Checkpointer(journal, key, settings.checkpoint_interval_seconds)
-    cursors = Cursors(cursor_key(settings))
-    ctx = Context(settings=settings, journal=journal, tokens=tokens, auth=auth, fanout=fanout, metrics=metrics)
-    self_audit = JournalEmitter(journal, source="eventlog")
-    # A queue without a bucket is refused by the poller (its error names the setting), not silently unused.
-    wanted = settings.cloudtrail_bucket is not None or settings.cloudtrail_sqs_queue_url is not None
-    poller = CloudTrailPoller(settings, journal, metrics) if wanted else None
-    if poller is not None:
-        ctx.readiness["cloudtrail"] = poller
-    retention, holds, lock = retention_parts(settings, journal, [s.name for s in sinks], clock, client)
-    scheduler = Scheduler(retention, lock, interval_seconds=settings.retention_interval_hours * 3600)
-    ctx.readiness["retention"] = scheduler
+@dataclass(frozen=True, slots=True)
+class Node:
+    """Every part of one running node, built from Settings; `lifespan` starts and stops them in order."""
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        journal.open()
-        await self_audit.start()
-        fanout.start()
-        background = [asyncio.create_task(checkpointer.run(), name="checkpoints")]
+    settings: Settings
+    journal: Journal
+    fanout: FanOut
+    sinks: Sequence[Sink]
+    store: SearchBackend
+    reads: Reads
+    tokens: TokenStore
+    ctx: Context
+    cursors: Cursors
+    checkpointer: Checkpointer
+    self_audit: JournalEmitter
+    poller: CloudTrailPoller | None
+    holds: HoldStore
+    scheduler: Scheduler
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Callable[[], datetime] | None = None) -> Node:
+        """`clock` is the retention run's notion of now (tests move it forward)."""
+        metrics = Metrics()
+        journal = Journal(
+            settings.journal_path,
+            stream=stream_name(settings),
+            max_group_events=settings.group_commit_max_events,
+            observe_commit=metrics.observe_commit,
+        )
+        # One client (one connection pool) for the search store and retention.
+        client = build_client(settings) if settings.opensearch_url is not None else None
+        reads = Reads.from_settings(settings)
+        store, sink = search_store(settings, client, reads)
+        sinks: list[Sink] = [sink]
+        if settings.syslog_url is not None:
+            sinks.append(SyslogSink.from_settings(settings, registry=metrics.registry))
+        fanout = FanOut(
+            journal,
+            sinks,
+            metrics,
+            batch_events=settings.fanout_batch_events,
+            poll_seconds=settings.fanout_poll_seconds,
+            max_backoff_seconds=settings.fanout_max_backoff_seconds,
+        )
+        journal.subscribe(fanout.notify)
+        tokens = TokenStore(settings.tokens_path)
+        limiter = FailureLimiter(
+            settings.auth_failure_limit,
+            settings.auth_failure_window_seconds,
+            max_networks=settings.auth_failure_max_networks,
+        )
+        ctx = Context(
+            settings=settings,
+            journal=journal,
+            tokens=tokens,
+            auth=Authenticator(tokens, limiter),
+            fanout=fanout,
+            metrics=metrics,
+        )
+        # A queue without a bucket is refused by the poller (its error names the setting), not silently unused.
+        wanted = settings.cloudtrail_bucket is not None or settings.cloudtrail_sqs_queue_url is not None
+        poller = CloudTrailPoller(settings, journal, metrics) if wanted else None
+        if poller is not None:
+            ctx.readiness["cloudtrail"] = poller
+        retention, holds, lock = retention_parts(settings, journal, [s.name for s in sinks], clock, client)
+        scheduler = Scheduler(retention, lock, interval_seconds=settings.retention_interval_hours * 3600)
+        ctx.readiness["retention"] = scheduler
+        key = load_or_create_key(settings.signing_key_path)
+        return cls(
+            settings=settings,
+            journal=journal,
+            fanout=fanout,
+            sinks=sinks,
+            store=store,
+            reads=reads,
+            tokens=tokens,
+            ctx=ctx,
+            cursors=Cursors(cursor_key(settings)),
+            checkpointer=Checkpointer(journal, key, settings.checkpoint_interval_seconds),
+            self_audit=JournalEmitter(journal, source="eventlog"),
+            poller=poller,
+            holds=holds,
+            scheduler=scheduler,
+        )
+
+    def _background(self) -> list[asyncio.Task[None]]:
+        settings = self.settings
+        tasks = [asyncio.create_task(self.checkpointer.run(), name="checkpoints")]
         if settings.opensearch_url is not None:
             keep = settings.journal_keep_delivered_hours * 3600
-            background.append(asyncio.create_task(_prune_forever(fanout, keep), name="journal-prune"))
-        if poller is not None:
-            background.append(asyncio.create_task(poller.run_forever(), name="cloudtrail-poll"))
+            tasks.append(asyncio.create_task(_prune_forever(self.fanout, keep), name="journal-prune"))
+        if self.poller is not None:
+            tasks.append(asyncio.create_task(self.poller.run_forever(), name="cloudtrail-poll"))
         if settings.retention_interval_hours > 0:
-            background.append(asyncio.create_task(scheduler.run_forever(), name="retention"))
-        log.info("eventlog started", extra={"data_dir": str(settings.data_dir), "stream": journal.stream})
+            tasks.append(asyncio.create_task(self.scheduler.run_forever(), name="retention"))
+        return tasks
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:
+        """Open the journal, start the fan-out and the background loops; on the way out drain and close."""
+        journal = self.journal
+        journal.open()
+        await self.self_audit.start()
+        self.fanout.start()
+        background = self._background()
+        log.info("eventlog started", extra={"data_dir": str(self.settings.data_dir), "stream": journal.stream})
         try:
             yield
         finally:
-            if poller is not None:
-                poller.stop()
+            if self.poller is not None:
+                self.poller.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            await self_audit.close()
-            await fanout.drain(timeout_seconds=5.0)
-            await fanout.stop()
-            await checkpointer.checkpoint()
+            await self.self_audit.close()
+            await self.fanout.drain(timeout_seconds=5.0)
+            await self.fanout.stop()
+            await self.checkpointer.checkpoint()
             journal.close()
-            tokens.close()
-            holds.close()
-            reads.close()
+            self.tokens.close()
+            self.holds.close()
+            self.reads.close()
             log.info("eventlog stopped", extra={"last_seq": journal.last_seq})
 
+
+ROUTERS = (
+    ingest_router,
+    search_router,
+    keboola_router,
+    token_router,
+    deadletter_router,
+    retention_router,
+    ops_router,
+)
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
+    """The HTTP service of one node; `clock` is the retention run's notion of now (tests move it forward)."""
+    node = Node.build(settings, clock)
     app = FastAPI(
         title="eventlog",
         summary="Immutable, tamper-evident audit events: ingest, search, export.",
         version="0.1.0",
-        lifespan=lifespan,
+        lifespan=node.lifespan,
         docs_url="/docs",
     )
-    app.state.ctx = ctx
-    app.state.backend = store
-    app.state.cursors = cursors
-    app.state.reads = reads
-    app.state.holds = holds
-    app.state.retention = scheduler
+    app.state.ctx = node.ctx
+    app.state.backend = node.store
+    app.state.cursors = node.cursors
+    app.state.reads = node.reads
+    app.state.holds = node.holds
+    app.state.retention = node.scheduler
     errors.install(app)
     openapi.install(app)
-    app.include_router(ingest_router)
-    app.include_router(search_router)
-    app.include_router(keboola_router)
-    app.include_router(token_router)
-    app.include_router(deadletter_router)
-    app.include_router(retention_router)
-    app.include_router(ops_router)
+    for router in ROUTERS:
+        app.include_router(router)
     # The web UI ships as package data of `dashboards`; on a filesystem install that is a real directory.
     mount_ui(app, Path(str(files("dashboards") / "ui")))
     app.add_middleware(
         AuditMiddleware,
-        emitter=self_audit,
+        emitter=node.self_audit,
         actor=_audit_actor,
         action=_audit_action,
         target=_audit_target,

@@ -1,6 +1,8 @@
-"""The seams between retention and the stores: what a search store holds per tenant and UTC day, and legal holds.
+"""What a store gives retention: the events it holds per tenant and UTC day, and the legal holds it keeps.
 
-The stores (search/sqlite/, search/opensearch/, retention/holds.py) import this module and nothing else of retention.
+Here, below retention/, because the stores that implement it live in search/sqlite/ and
+search/opensearch/; retention/ runs the policy over them, and retention/holds.py keeps a single
+node's holds.
 """
 
 from __future__ import annotations

@@ -1,0 +1,7 @@
+"""`python -m eventlog.app.cli`."""
+
+import sys
+
+from eventlog.app.cli import main
+
+sys.exit(main())

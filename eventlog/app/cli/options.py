@@ -1,0 +1,29 @@
+"""What every `eventlog` command shares: the data-dir option and Settings built from it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from eventlog.settings import Settings
+
+# What `add_subparsers` returns; each command group adds its parsers to it.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
+    """Settings from the environment, with the command's options (those given) on top."""
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if getattr(args, "data_dir", None) is not None:
+        values["data_dir"] = args.data_dir
+    return Settings(**values)
+
+
+def data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="data directory (default: $EVENTLOG_DATA_DIR or ./data)",
+    )

@@ -1,0 +1,92 @@
+"""`eventlog tokens`: create, list and revoke API tokens."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import orjson
+
+from eventlog.app.cli.options import Commands, data_dir_option, settings_from
+from eventlog.tokens import TokenStore, parse_scopes
+
+
+def _tokens_create(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    store = TokenStore(settings.tokens_path)
+    try:
+        issued = store.create(
+            tenant=args.tenant, scopes=parse_scopes(args.scopes), name=args.name or "", expires_days=args.expires_days
+        )
+    finally:
+        store.close()
+    if args.json:
+        sys.stdout.write(orjson.dumps({"id": issued.token.id, "secret": issued.secret}).decode() + "\n")
+    else:
+        token = issued.token
+        print(f"id:      {token.id}")
+        print(f"tenant:  {token.tenant}")
+        print(f"scopes:  {','.join(sorted(token.scopes))}")
+        print(f"expires: {token.expires_at or 'never'}")
+        print(f"secret:  {issued.secret}")
+        print("The secret is shown only now; eventlog keeps its SHA-256 hash.", file=sys.stderr)
+    return 0
+
+
+def _tokens_list(args: argparse.Namespace) -> int:
+    store = TokenStore(settings_from(args).tokens_path)
+    try:
+        tokens = store.list(args.tenant)
+    finally:
+        store.close()
+    if args.json:
+        sys.stdout.write(orjson.dumps([t.as_dict() for t in tokens]).decode() + "\n")
+        return 0
+    print(f"{'ID':<18}{'TENANT':<20}{'SCOPES':<36}{'EXPIRES':<30}{'STATE':<9}NAME")
+    for t in tokens:
+        state = "revoked" if t.revoked_at else "active"
+        print(
+            f"{t.id:<18}{t.tenant:<20}{','.join(sorted(t.scopes)):<36}{t.expires_at or 'never':<30}{state:<9}{t.name}"
+        )
+    return 0
+
+
+def _tokens_revoke(args: argparse.Namespace) -> int:
+    store = TokenStore(settings_from(args).tokens_path)
+    try:
+        token = store.revoke(args.id)
+    finally:
+        store.close()
+    print(f"revoked {token.id} (tenant {token.tenant}) at {token.revoked_at}")
+    return 0
+
+
+def add_commands(commands: Commands) -> None:
+    """Add the tokens command to the `eventlog` parser."""
+    tokens = commands.add_parser("tokens", help="create, list and revoke API tokens", description="Manage API tokens.")
+    token_commands = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    create = token_commands.add_parser(
+        "create", help="create a token and print its secret once", description="Create a token; prints the secret once."
+    )
+    create.add_argument("--tenant", required=True, help="tenant every event and read of this token belongs to")
+    create.add_argument(
+        "--scopes",
+        required=True,
+        help="comma-separated: events:write, events:read, admin (e.g. events:write,events:read)",
+    )
+    create.add_argument("--name", default=None, help="a label to recognise the token by")
+    create.add_argument("--expires-days", type=int, default=None, help="expire after N days (default: never)")
+    create.add_argument("--json", action="store_true", help='print only {"id": ..., "secret": ...} on stdout')
+    data_dir_option(create)
+    create.set_defaults(run=_tokens_create)
+
+    listing = token_commands.add_parser("list", help="list tokens (never their secrets)", description="List tokens.")
+    listing.add_argument("--tenant", default=None, help="only this tenant's tokens")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    data_dir_option(listing)
+    listing.set_defaults(run=_tokens_list)
+
+    revoke = token_commands.add_parser("revoke", help="revoke a token by id", description="Revoke a token by id.")
+    revoke.add_argument("id", help="the token id shown by `eventlog tokens list`")
+    data_dir_option(revoke)
+    revoke.set_defaults(run=_tokens_revoke)
