@@ -205,7 +205,7 @@ async def _import(s3: Any, bucket: str, data_dir: Path, settings: Settings) -> t
             append=journal.append,
             checkpoints=checkpoints,
             tenants={account: f"tenant-{account[0]}" for account in ACCOUNTS},
-            limits=limits_of(settings),
+            limits=limits_of(settings.retention, settings.limits),
         )
         elapsed = time.perf_counter() - started
         used = cpu.stop()

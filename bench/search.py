@@ -1362,7 +1362,7 @@ def benchmark(args: argparse.Namespace, teardown: Teardown) -> list[Figure]:
 
     runner = asyncio.Runner()
     teardown.add(runner.close)
-    client = build_client(Settings(opensearch_url=url))  # the service's client settings
+    client = build_client(Settings(opensearch_url=url).opensearch)  # the service's client settings
     teardown.add(client.close)
     embedded = Embedded(work / "sqlite" / "search.db", runner)
     teardown.add(embedded.close)

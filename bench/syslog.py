@@ -121,11 +121,11 @@ async def run(transport: Transport, journal: Journal, receiver: Receiver, ca: Pa
     )
     metrics = Metrics()
     registry: CollectorRegistry = metrics.registry
-    sink = SyslogSink.from_settings(settings, registry=registry)
+    sink = SyslogSink.from_settings(settings.syslog, registry=registry)
     fanout = FanOut(
         journal,
         [sink],
-        metrics,
+        metrics.sinks,
         batch_events=settings.fanout_batch_events,
         poll_seconds=settings.fanout_poll_seconds,
         max_backoff_seconds=settings.fanout_max_backoff_seconds,

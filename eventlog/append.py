@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import uuid_utils
+from prometheus_client import CollectorRegistry, Counter
 
 from eventlog.canonical import canonical_json
 from eventlog.errors import ApiError
@@ -22,6 +24,29 @@ from eventlog.model import EventIn, to_document
 from eventlog.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestMetrics:
+    """What every way in counts: events stored, replays answered, refusals."""
+
+    accepted: Counter
+    duplicate: Counter
+    rejected: Counter
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> IngestMetrics:
+        return cls(
+            accepted=Counter(
+                "eventlog_events_accepted", "Events committed to the journal.", ["source"], registry=registry
+            ),
+            duplicate=Counter(
+                "eventlog_events_duplicate", "Replayed events answered with the original receipt.", registry=registry
+            ),
+            rejected=Counter(
+                "eventlog_events_rejected", "Events or requests refused at ingest.", ["reason"], registry=registry
+            ),
+        )
 
 
 def validation_context(settings: Settings, tenant: str, now: datetime) -> dict[str, Any]:

@@ -9,9 +9,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi.exceptions import RequestValidationError
+from prometheus_client import CollectorRegistry, Counter
 
 from eventlog.tenant import tenant_problem
 from eventlog.tokens import Token, TokenStore
+
+
+@dataclass(frozen=True, slots=True)
+class AuthMetrics:
+    """Refused authentications, by reason."""
+
+    failures: Counter
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> AuthMetrics:
+        return cls(
+            failures=Counter("eventlog_auth_failures", "Refused authentications.", ["reason"], registry=registry)
+        )
 
 
 @dataclass(frozen=True, slots=True)

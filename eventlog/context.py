@@ -1,13 +1,15 @@
 """The running core's parts, built once by the composition root and shared by the routers.
 
-The search backend is not here: eventlog/ does not know search/; the composition
-root hands it to the search router itself.
+The other packages' parts (the search backend, the retention scheduler) are not fields:
+eventlog/ does not know search/ or retention/. Each of those declares a frozen dataclass of
+what its routers need; the composition root adds one with `add`, the routers get it back,
+typed, with `part`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from eventlog.auth import Authenticator
 from eventlog.fanout import FanOut
@@ -15,6 +17,8 @@ from eventlog.journal import Journal
 from eventlog.metrics import Metrics
 from eventlog.settings import Settings
 from eventlog.tokens import TokenStore
+
+T = TypeVar("T")
 
 
 class ReadinessPart(Protocol):
@@ -37,3 +41,13 @@ class Context:
     metrics: Metrics
     # Extra parts of /readyz's body, by key (e.g. "cloudtrail").
     readiness: dict[str, ReadinessPart] = field(default_factory=dict)
+    parts: dict[type, object] = field(default_factory=dict)
+
+    def add(self, part: object) -> None:
+        self.parts[type(part)] = part
+
+    def part(self, kind: type[T]) -> T:
+        found = self.parts.get(kind)
+        if not isinstance(found, kind):
+            raise LookupError(f"{kind.__name__} was not added to this app's context (see eventlog/app/service.py)")
+        return found

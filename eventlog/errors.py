@@ -72,7 +72,7 @@ def install(app: FastAPI) -> None:
     async def _auth_error(request: Request, exc: AuthError) -> Response:
         metrics = getattr(request.app.state, "ctx", None)
         if metrics is not None:
-            metrics.metrics.auth_failures.labels(exc.code).inc()
+            metrics.metrics.auth.failures.labels(exc.code).inc()
         return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)

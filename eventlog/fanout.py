@@ -10,11 +10,39 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
 from eventlog.journal import DeadLetter, Entry, Journal, delivery, purge_delivered
-from eventlog.metrics import Metrics
 from eventlog.sink import Rejection, Sink
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SinkMetrics:
+    """What the fan-out counts per sink (the lag gauges are set when /readyz or /metrics reads them)."""
+
+    delivered: Counter
+    failures: Counter
+    dead_letters: Counter
+    lag_events: Gauge
+    lag_seconds: Gauge
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> SinkMetrics:
+        def counter(name: str, text: str) -> Counter:
+            return Counter(name, text, ["sink"], registry=registry)
+
+        def gauge(name: str, text: str) -> Gauge:
+            return Gauge(name, text, ["sink"], registry=registry)
+
+        return cls(
+            delivered=counter("eventlog_sink_delivered_events", "Events a sink acknowledged."),
+            failures=counter("eventlog_sink_failures", "Failed deliveries (retried)."),
+            dead_letters=counter("eventlog_sink_dead_letters", "Events a sink refused for good."),
+            lag_events=gauge("eventlog_sink_lag_events", "Committed events not yet delivered."),
+            lag_seconds=gauge("eventlog_sink_lag_seconds", "Age of the oldest undelivered event."),
+        )
 
 
 @dataclass(slots=True)
@@ -31,7 +59,7 @@ class FanOut:
         self,
         journal: Journal,
         sinks: Sequence[Sink],
-        metrics: Metrics,
+        metrics: SinkMetrics,
         *,
         batch_events: int,
         poll_seconds: float,
@@ -144,7 +172,7 @@ class FanOut:
                 state.failures += 1
                 state.state = "retrying"
                 state.last_error = str(exc)[:500]
-                self._metrics.sink_failures.labels(sink.name).inc()
+                self._metrics.failures.labels(sink.name).inc()
                 delay = random.uniform(backoff / 2, backoff)  # noqa: S311 - jitter, not a secret
                 log.warning(
                     "sink delivery failed; will retry",
@@ -157,12 +185,12 @@ class FanOut:
             state.last_error = None
             await self._advance(sink.name, entries, rejected)
             state.cursor = entries[-1].seq
-            self._metrics.sink_delivered.labels(sink.name).inc(len(entries) - len(rejected))
+            self._metrics.delivered.labels(sink.name).inc(len(entries) - len(rejected))
 
     async def _advance(self, name: str, entries: Sequence[Entry], rejected: Sequence[Rejection]) -> None:
         refused = {r.seq: r.reason for r in rejected}
         now = time.time()
         await self._journal.call(lambda conn: delivery.advance(conn, name, entries, refused, now))
         if rejected:
-            self._metrics.sink_dead_letters.labels(name).inc(len(rejected))
+            self._metrics.dead_letters.labels(name).inc(len(rejected))
             log.error("sink rejected events; moved to dead letters", extra={"sink": name, "count": len(rejected)})

@@ -38,8 +38,8 @@ def _sinks(ctx: Context, *, detail: bool) -> dict[str, Any]:
     sinks: dict[str, Any] = {}
     for name, state in ctx.fanout.states.items():
         events, seconds = ctx.fanout.lag(name)
-        ctx.metrics.sink_lag_events.labels(name).set(events)
-        ctx.metrics.sink_lag_seconds.labels(name).set(seconds)
+        ctx.metrics.sinks.lag_events.labels(name).set(events)
+        ctx.metrics.sinks.lag_seconds.labels(name).set(seconds)
         sinks[name] = {"state": state.state, "lag_events": events, "lag_seconds": round(seconds, 3)}
         if detail:
             sinks[name].update(cursor=state.cursor, last_error=state.last_error)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal, TypeVar
 
-from pydantic import AfterValidator, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventlog.tenant import TenantName, check_tenant
@@ -40,6 +41,117 @@ SyslogFacility = Literal[
 
 def _tenant_or_all(value: str) -> str:
     return value if value == "*" else check_tenant(value)
+
+
+class Section(BaseModel):
+    """The fields of Settings that share `PREFIX`, without it: what one component takes.
+
+    Settings validates them; a section is a typed view built from it (`Settings.opensearch`, ...),
+    and a unit test keeps its fields equal to Settings' fields of that prefix.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    PREFIX: ClassVar[str]
+    TITLE: ClassVar[str]
+
+
+class OpenSearchSettings(Section):
+    PREFIX = "opensearch_"
+    TITLE = "OpenSearch"
+    url: str | None
+    username: str | None
+    password: SecretStr | None
+    ca_file: Path | None
+    verify_tls: bool
+    aws_region: str | None
+    index_prefix: str
+    shards: int
+    replicas: int
+    timeout_seconds: float
+    bulk_max_bytes: int
+
+
+class SyslogSettings(Section):
+    PREFIX = "syslog_"
+    TITLE = "Syslog"
+    url: str | None
+    ca_file: Path | None
+    verify_tls: bool
+    facility: SyslogFacility
+    app_name: str
+    hostname: str
+    sd_id: str
+    message_format: Literal["json", "plain"]
+    framing: Literal["octet-counting", "newline"]
+    max_message_bytes: int
+    udp_max_message_bytes: int
+    timeout_seconds: float
+    confirm_seconds: float
+
+
+class CloudTrailSettings(Section):
+    PREFIX = "cloudtrail_"
+    TITLE = "CloudTrail"
+    account_tenants: Mapping[str, str]
+    endpoint_url: str | None
+    bucket: str | None
+    prefix: str
+    poll_interval_seconds: float
+    sqs_queue_url: str | None
+    digest_public_keys: Mapping[str, str]
+    require_digest: bool
+
+
+class ReadSettings(Section):
+    PREFIX = "read_"
+    TITLE = "Reads"
+    deadline_seconds: float
+    threads: int
+    tenant_concurrent_reads: int
+    tenant_queued_reads: int
+
+
+class ArchiveSettings(Section):
+    PREFIX = "archive_"
+    TITLE = "Archive"
+    bucket: str | None
+    prefix: str
+    tenants: Sequence[str]
+    endpoint_url: str | None
+
+
+class RetentionSettings(Section):
+    PREFIX = "retention_"
+    TITLE = "Retention"
+    days: int
+    tenant_days: Mapping[str, int]
+    interval_hours: float
+
+
+class LimitSettings(Section):
+    """What one request and one event may hold."""
+
+    PREFIX = "max_"
+    TITLE = "Limits"
+    future_seconds: int
+    event_bytes: int
+    request_bytes: int
+    request_events: int
+    details_depth: int
+    details_key_chars: int
+    request_discard_bytes: int
+
+
+SECTIONS: tuple[type[Section], ...] = (
+    RetentionSettings,
+    ArchiveSettings,
+    LimitSettings,
+    ReadSettings,
+    OpenSearchSettings,
+    SyslogSettings,
+    CloudTrailSettings,
+)
+S = TypeVar("S", bound=Section)
 
 
 class Settings(BaseSettings):
@@ -296,6 +408,38 @@ class Settings(BaseSettings):
                 f"read_threads ({self.read_threads}): one tenant's share is part of the read threads"
             )
         return self
+
+    def section(self, kind: type[S]) -> S:
+        """The fields of `kind`'s prefix as that section."""
+        return kind(**{name: getattr(self, kind.PREFIX + name) for name in kind.model_fields})
+
+    @property
+    def opensearch(self) -> OpenSearchSettings:
+        return self.section(OpenSearchSettings)
+
+    @property
+    def syslog(self) -> SyslogSettings:
+        return self.section(SyslogSettings)
+
+    @property
+    def cloudtrail(self) -> CloudTrailSettings:
+        return self.section(CloudTrailSettings)
+
+    @property
+    def reads(self) -> ReadSettings:
+        return self.section(ReadSettings)
+
+    @property
+    def archive(self) -> ArchiveSettings:
+        return self.section(ArchiveSettings)
+
+    @property
+    def retention(self) -> RetentionSettings:
+        return self.section(RetentionSettings)
+
+    @property
+    def limits(self) -> LimitSettings:
+        return self.section(LimitSettings)
 
     @property
     def journal_path(self) -> Path:

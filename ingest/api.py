@@ -217,7 +217,7 @@ async def post_events(
         now = datetime.now(UTC)
         events = _validate(items, prefix, ctx, now, caller.tenant)
     except ApiError as exc:
-        metrics.events_rejected.labels(exc.code).inc()
+        metrics.ingest.rejected.labels(exc.code).inc()
         raise
 
     prepared = [prepare(event, tenant=caller.tenant, received_at=now) for event in events]
@@ -225,9 +225,9 @@ async def post_events(
 
     created = sum(1 for a in appended if not a.duplicate)
     if created:
-        metrics.events_accepted.labels("api").inc(created)
+        metrics.ingest.accepted.labels("api").inc(created)
     if created < len(appended):
-        metrics.events_duplicate.inc(len(appended) - created)
+        metrics.ingest.duplicate.inc(len(appended) - created)
     receipts = [{"id": a.id, "hash": a.hash, "duplicate": a.duplicate} for a in appended]
     return Response(
         orjson.dumps({"receipts": receipts}), status_code=201 if created else 200, media_type="application/json"

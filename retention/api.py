@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from eventlog.auth import Principal
-from eventlog.dependencies import principal
+from eventlog.context import Context
+from eventlog.dependencies import context, principal
 from eventlog.errors import ApiError
 from eventlog.model import Rfc3339Time
 from eventlog.openapi import error_responses
@@ -73,14 +75,20 @@ class RetentionReportOut(BaseModel):
     failures: list[str]
 
 
-def _holds(request: Request) -> HoldStore:
-    holds: HoldStore = request.app.state.holds
-    return holds
+@dataclass(frozen=True, slots=True)
+class RetentionParts:
+    """What the retention routes need of the running node."""
+
+    holds: HoldStore
+    scheduler: Scheduler
 
 
-def _scheduler(request: Request) -> Scheduler:
-    scheduler: Scheduler = request.app.state.retention
-    return scheduler
+async def _holds(ctx: Annotated[Context, Depends(context)]) -> HoldStore:
+    return ctx.part(RetentionParts).holds
+
+
+async def _scheduler(ctx: Annotated[Context, Depends(context)]) -> Scheduler:
+    return ctx.part(RetentionParts).scheduler
 
 
 @router.post(
@@ -94,10 +102,11 @@ async def place_hold(
     body: HoldRequest,
     request: Request,
     caller: Annotated[Principal, Depends(principal("admin", "eventlog.holds.place"))],
+    holds: Annotated[HoldStore, Depends(_holds)],
 ) -> dict[str, Any]:
     try:
         hold = await asyncio.to_thread(
-            _holds(request).place,
+            holds.place,
             tenant=body.tenant,
             since=body.since,
             until=body.until,
@@ -122,10 +131,10 @@ async def place_hold(
     responses=error_responses(),
 )
 async def list_holds(
-    request: Request,
     _: Annotated[Principal, Depends(principal("admin", "eventlog.holds.list"))],
+    holds: Annotated[HoldStore, Depends(_holds)],
 ) -> list[dict[str, Any]]:
-    return [h.as_dict() for h in await asyncio.to_thread(_holds(request).list)]
+    return [h.as_dict() for h in await asyncio.to_thread(holds.list)]
 
 
 @router.delete(
@@ -138,10 +147,11 @@ async def release_hold(
     hold_id: Annotated[str, Path(max_length=64)],
     request: Request,
     caller: Annotated[Principal, Depends(principal("admin", "eventlog.holds.release"))],
+    holds: Annotated[HoldStore, Depends(_holds)],
 ) -> dict[str, Any]:
     request.state.audit_target = {"type": "hold", "id": hold_id}
     try:
-        hold = await asyncio.to_thread(_holds(request).release, hold_id, released_by=caller.token_id)
+        hold = await asyncio.to_thread(holds.release, hold_id, released_by=caller.token_id)
     except HoldNotFound as exc:
         raise ApiError(404, "hold_not_found", str(exc)) from None
     return hold.as_dict()
@@ -154,11 +164,11 @@ async def release_hold(
     responses=error_responses(400, 409, notes={409: "A retention run is in progress on this or another node."}),
 )
 async def run_retention(
-    request: Request,
     _: Annotated[Principal, Depends(principal("admin", "eventlog.retention.request"))],
+    scheduler: Annotated[Scheduler, Depends(_scheduler)],
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    report = await _scheduler(request).run_now(dry_run=dry_run)
+    report = await scheduler.run_now(dry_run=dry_run)
     if report is None:
         raise ApiError(409, "retention_running", "a retention run is in progress on this or another node; try later")
     return report.as_dict()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from eventlog.append import prepare
 from eventlog.journal import Journal
 from eventlog.model import EventIn, Target
+from retention.archive import Manifest
 from retention.journal import JournalExpiry, expire_journal
 from retention.policy import Policy, utc_day
 from search.retention import ExpiringStore, TenantDay
@@ -29,11 +30,11 @@ log = logging.getLogger(__name__)
 class DayArchive(Protocol):
     """What a run needs of retention.archive.Archive (sync: called in a thread)."""
 
-    def manifest(self, tenant: str, day: date) -> Any: ...
+    def manifest(self, tenant: str, day: date) -> Manifest | None: ...
 
-    def write_day(self, tenant: str, day: date, documents: Any) -> Any: ...
+    def write_day(self, tenant: str, day: date, documents: Iterable[bytes]) -> Manifest: ...
 
-    def verify(self, manifest: Any) -> None: ...
+    def verify(self, manifest: Manifest) -> None: ...
 
 
 @dataclass

@@ -7,7 +7,7 @@ import csv
 import io
 import re
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -36,7 +36,7 @@ from search.query import (
     parse,
     time_span,
 )
-from search.reads import while_connected
+from search.reads import Reads, while_connected
 from search.tail import tail
 
 router = APIRouter(tags=["events"])
@@ -91,14 +91,21 @@ class Facets(BaseModel):
     values: list[FacetValue]
 
 
-async def backend(request: Request) -> SearchBackend:
-    found: SearchBackend = request.app.state.backend
-    return found
+@dataclass(frozen=True, slots=True)
+class SearchParts:
+    """What the search routes need of the running node."""
+
+    backend: SearchBackend
+    cursors: cursors.Cursors
+    reads: Reads
 
 
-async def cursor_codec(request: Request) -> cursors.Cursors:
-    found: cursors.Cursors = request.app.state.cursors
-    return found
+async def backend(ctx: Annotated[Context, Depends(context)]) -> SearchBackend:
+    return ctx.part(SearchParts).backend
+
+
+async def cursor_codec(ctx: Annotated[Context, Depends(context)]) -> cursors.Cursors:
+    return ctx.part(SearchParts).cursors
 
 
 def _scope(caller: Principal, tenant: str | None) -> Scope:

@@ -523,11 +523,11 @@ async def create_event(
         fields = await _fields(request, ctx.settings)
         event = to_event_in(fields, actor=_actor(request, caller, ctx), ctx=ctx, tenant=caller.tenant, now=now)
     except ApiError as exc:
-        ctx.metrics.events_rejected.labels(exc.code).inc()
+        ctx.metrics.ingest.rejected.labels(exc.code).inc()
         raise
     prepared = prepare(event, tenant=caller.tenant, received_at=now)
     appended = await append_or_503(ctx.journal, caller.tenant, [prepared])
-    ctx.metrics.events_accepted.labels("api").inc()
+    ctx.metrics.ingest.accepted.labels("api").inc()
     stored = {
         **prepared.body,
         "chain": {"stream": ctx.journal.stream, "seq": appended[0].seq, "hash": appended[0].hash},

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.types import Receive
 
 from eventlog.errors import ApiError
-from eventlog.settings import Settings
+from eventlog.settings import ReadSettings
 
 T = TypeVar("T")
 
@@ -198,12 +198,12 @@ class Reads:
         self._slots = _Slots(tenant_reads, tenant_queue)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Reads:
+    def from_settings(cls, settings: ReadSettings) -> Reads:
         return cls(
-            threads=settings.read_threads,
-            tenant_reads=settings.read_tenant_concurrent_reads,
-            tenant_queue=settings.read_tenant_queued_reads,
-            deadline_seconds=settings.read_deadline_seconds,
+            threads=settings.threads,
+            tenant_reads=settings.tenant_concurrent_reads,
+            tenant_queue=settings.tenant_queued_reads,
+            deadline_seconds=settings.deadline_seconds,
         )
 
     def running(self, tenant: str) -> int:

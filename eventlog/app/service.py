@@ -34,9 +34,11 @@ from eventlog.token_api import router as token_router
 from eventlog.tokens import TokenStore
 from eventlog.ui import mount_ui
 from ingest.api import router as ingest_router
+from ingest.cloudtrail.mapping import limits_of
 from ingest.cloudtrail.poll import CloudTrailPoller
 from ingest.emitters import JournalEmitter
 from ingest.middleware import AuditMiddleware, Call
+from retention.api import RetentionParts
 from retention.api import router as retention_router
 from retention.archive import Archive
 from retention.holds import SqliteHoldStore
@@ -44,6 +46,7 @@ from retention.lock import Lock, SqliteLock
 from retention.policy import Policy
 from retention.run import Retention
 from retention.scheduler import Scheduler
+from search.api import SearchParts
 from search.api import router as search_router
 from search.backend import SearchBackend
 from search.cursor import CursorKey, Cursors, FileCursorKey
@@ -70,11 +73,11 @@ def search_store(
     settings: Settings, client: OpenSearch | None = None, reads: Reads | None = None
 ) -> tuple[SearchBackend, Sink]:
     """OpenSearch when a URL is configured, else the embedded SQLite store; its reads run on `reads`."""
-    reads = reads or Reads.from_settings(settings)
+    reads = reads or Reads.from_settings(settings.reads)
     if settings.opensearch_url is None:
         store = SqliteStore(settings.search_path, reads)
         return store, store
-    client = client or build_client(settings)
+    client = client or build_client(settings.opensearch)
     prefix = settings.opensearch_index_prefix
     sink = OpenSearchSink(
         client,
@@ -102,7 +105,7 @@ def retention_parts(
         holds = SqliteHoldStore(settings.holds_path)
         lock = SqliteLock(settings.retention_path)
     else:
-        client = client or build_client(settings)
+        client = client or build_client(settings.opensearch)
         prefix = settings.opensearch_index_prefix
         expiry = OpenSearchExpiry(
             client, prefix, shards=settings.opensearch_shards, replicas=settings.opensearch_replicas
@@ -208,19 +211,19 @@ class Node:
             settings.journal_path,
             stream=stream_name(settings),
             max_group_events=settings.group_commit_max_events,
-            observe_commit=metrics.observe_commit,
+            observe_commit=metrics.journal.observe_commit,
         )
         # One client (one connection pool) for the search store and retention.
-        client = build_client(settings) if settings.opensearch_url is not None else None
-        reads = Reads.from_settings(settings)
+        client = build_client(settings.opensearch) if settings.opensearch_url is not None else None
+        reads = Reads.from_settings(settings.reads)
         store, sink = search_store(settings, client, reads)
         sinks: list[Sink] = [sink]
         if settings.syslog_url is not None:
-            sinks.append(SyslogSink.from_settings(settings, registry=metrics.registry))
+            sinks.append(SyslogSink.from_settings(settings.syslog, registry=metrics.registry))
         fanout = FanOut(
             journal,
             sinks,
-            metrics,
+            metrics.sinks,
             batch_events=settings.fanout_batch_events,
             poll_seconds=settings.fanout_poll_seconds,
             max_backoff_seconds=settings.fanout_max_backoff_seconds,
@@ -242,7 +245,17 @@ class Node:
         )
         # A queue without a bucket is refused by the poller (its error names the setting), not silently unused.
         wanted = settings.cloudtrail_bucket is not None or settings.cloudtrail_sqs_queue_url is not None
-        poller = CloudTrailPoller(settings, journal, metrics) if wanted else None
+        poller = (
+            CloudTrailPoller(
+                settings.cloudtrail,
+                limits_of(settings.retention, settings.limits),
+                settings.cloudtrail_path,
+                journal,
+                metrics,
+            )
+            if wanted
+            else None
+        )
         if poller is not None:
             ctx.readiness["cloudtrail"] = poller
         retention, holds, lock = retention_parts(settings, journal, [s.name for s in sinks], clock, client)
@@ -328,11 +341,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] | None = Non
         docs_url="/docs",
     )
     app.state.ctx = node.ctx
-    app.state.backend = node.store
-    app.state.cursors = node.cursors
-    app.state.reads = node.reads
-    app.state.holds = node.holds
-    app.state.retention = node.scheduler
+    node.ctx.add(SearchParts(node.store, node.cursors, node.reads))
+    node.ctx.add(RetentionParts(node.holds, node.scheduler))
     errors.install(app)
     openapi.install(app)
     for router in ROUTERS:

@@ -42,7 +42,7 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter
 
 from eventlog.journal import Entry
-from eventlog.settings import Settings
+from eventlog.settings import SyslogSettings
 from eventlog.sink import Rejection
 from eventlog.sinks.syslog_message import FACILITIES, Framing, MessageFormat, frame
 from eventlog.sinks.syslog_transport import (
@@ -109,33 +109,33 @@ class SyslogSink:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, registry: CollectorRegistry | None = None) -> SyslogSink:
-        if settings.syslog_url is None:
+    def from_settings(cls, settings: SyslogSettings, *, registry: CollectorRegistry | None = None) -> SyslogSink:
+        if settings.url is None:
             raise ValueError("EVENTLOG_SYSLOG_URL is not set")
         try:
-            endpoint = parse_url(settings.syslog_url)
+            endpoint = parse_url(settings.url)
         except ValueError as exc:
             raise ValueError(f"EVENTLOG_SYSLOG_URL: {exc}") from exc
         message_format = MessageFormat(
-            facility=FACILITIES[settings.syslog_facility],
-            hostname=settings.syslog_hostname or socket.gethostname(),
-            app_name=settings.syslog_app_name,
+            facility=FACILITIES[settings.facility],
+            hostname=settings.hostname or socket.gethostname(),
+            app_name=settings.app_name,
             procid=str(os.getpid()),
-            sd_id=settings.syslog_sd_id,
-            body=settings.syslog_message_format,
+            sd_id=settings.sd_id,
+            body=settings.message_format,
         )
         udp = endpoint.transport == "udp"
         tls = None
         if endpoint.transport == "tls":
-            tls = tls_context(settings.syslog_ca_file, verify=settings.syslog_verify_tls)
+            tls = tls_context(settings.ca_file, verify=settings.verify_tls)
         return cls(
             endpoint,
             message_format,
-            framing=settings.syslog_framing,
-            max_message_bytes=settings.syslog_udp_max_message_bytes if udp else settings.syslog_max_message_bytes,
+            framing=settings.framing,
+            max_message_bytes=settings.udp_max_message_bytes if udp else settings.max_message_bytes,
             tls=tls,
-            timeout_seconds=settings.syslog_timeout_seconds,
-            confirm_seconds=settings.syslog_confirm_seconds,
+            timeout_seconds=settings.timeout_seconds,
+            confirm_seconds=settings.confirm_seconds,
             registry=registry,
         )
 

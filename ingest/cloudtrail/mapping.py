@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from eventlog.canonical import MAX_SAFE_INT, canonical_json
 from eventlog.journal import Prepared
 from eventlog.model import MAX_DETAILS_STRING, EventIn, format_time
-from eventlog.settings import Settings
+from eventlog.settings import LimitSettings, RetentionSettings
 
 __all__ = [
     "ID_PREFIX",
@@ -99,14 +99,14 @@ class Limits:
         }
 
 
-def limits_of(settings: Settings) -> Limits:
+def limits_of(retention: RetentionSettings, limits: LimitSettings) -> Limits:
     return Limits(
-        retention_days=settings.retention_days,
-        max_future_seconds=settings.max_future_seconds,
-        max_details_depth=settings.max_details_depth,
-        max_event_bytes=settings.max_event_bytes,
-        max_details_key_chars=settings.max_details_key_chars,
-        tenant_retention_days=settings.retention_tenant_days,
+        retention_days=retention.days,
+        max_future_seconds=limits.future_seconds,
+        max_details_depth=limits.details_depth,
+        max_event_bytes=limits.event_bytes,
+        max_details_key_chars=limits.details_key_chars,
+        tenant_retention_days=retention.tenant_days,
     )
 
 

@@ -1,5 +1,5 @@
 """The service's CloudTrail import into the live journal: `import_cloudtrail` every interval, or, with
-settings.cloudtrail_sqs_queue_url, the files S3 event notifications in that queue name (ingest/cloudtrail/sqs.py).
+EVENTLOG_CLOUDTRAIL_SQS_QUEUE_URL, the files S3 event notifications in that queue name (ingest/cloudtrail/sqs.py).
 
 Each run goes through the service's own `Journal` object (its one writer thread), so no second writer ever
 opens the journal file. The run itself (boto3 listing and reads, gzip, ijson, mapping) is blocking work, so it
@@ -19,17 +19,19 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3
 
 from eventlog.journal import Appended, Journal, Prepared
 from eventlog.metrics import Metrics
-from eventlog.settings import Settings
+from eventlog.settings import CloudTrailSettings
 from ingest.cloudtrail.checkpoints import CheckpointStore
 from ingest.cloudtrail.digest import load_public_keys
 from ingest.cloudtrail.importer import ImportStats, import_cloudtrail, import_cloudtrail_keys
-from ingest.cloudtrail.mapping import limits_of
+from ingest.cloudtrail.mapping import Limits
+from ingest.cloudtrail.metrics import CloudTrailMetrics
 from ingest.cloudtrail.sqs import MessageCounts, QueueConsumer, check_queue_url, sqs_client
 
 __all__ = ["CloudTrailPoller"]
@@ -80,30 +82,35 @@ class _LastRun:
 
 
 class CloudTrailPoller:
-    """Runs the import of settings.cloudtrail_bucket/prefix every settings.cloudtrail_poll_interval_seconds.
+    """Runs the import of the bucket/prefix every `poll_interval_seconds`.
 
-    With settings.cloudtrail_sqs_queue_url it reads that queue instead, one long poll after the other.
+    With `sqs_queue_url` it reads that queue instead, one long poll after the other.
     """
 
-    def __init__(self, settings: Settings, journal: Journal, metrics: Metrics) -> None:
-        if settings.cloudtrail_bucket is None:
+    def __init__(
+        self, settings: CloudTrailSettings, limits: Limits, state_path: Path, journal: Journal, metrics: Metrics
+    ) -> None:
+        """`state_path` is cloudtrail.db (checkpoints, digests); `limits` what an imported event must respect."""
+        if settings.bucket is None:
             raise ValueError(
                 "the CloudTrail poll needs cloudtrail_bucket (with cloudtrail_sqs_queue_url too: the bucket the"
                 " notifications are about)"
             )
-        self.bucket = settings.cloudtrail_bucket
-        self.prefix = settings.cloudtrail_prefix
-        self.interval = settings.cloudtrail_poll_interval_seconds
-        self.queue_url = settings.cloudtrail_sqs_queue_url
+        self.bucket = settings.bucket
+        self.prefix = settings.prefix
+        self.interval = settings.poll_interval_seconds
+        self.queue_url = settings.sqs_queue_url
         if self.queue_url is not None:
             check_queue_url(self.queue_url)  # a wrong URL stops the service at start, with the fix named
         self.mode = "list" if self.queue_url is None else "sqs"
         self._settings = settings
+        self._state_path = state_path
         self._journal = journal
-        self._metrics = metrics
-        self._limits = limits_of(settings)
+        self._metrics = CloudTrailMetrics.register(metrics.registry)
+        self._ingest = metrics.ingest
+        self._limits = limits
         # Read at start, so a key that cannot be read stops the service with its fingerprint named.
-        self._public_keys = load_public_keys(settings.cloudtrail_digest_public_keys) or None
+        self._public_keys = load_public_keys(settings.digest_public_keys) or None
         self._s3: Any = None
         self._consumer: QueueConsumer | None = None
         self._messages = MessageCounts()
@@ -162,7 +169,7 @@ class CloudTrailPoller:
             **status,
             "integrity": {
                 "validation": self._public_keys is not None,
-                "require_digest": self._settings.cloudtrail_require_digest,
+                "require_digest": self._settings.require_digest,
                 "state": "failures" if self._failures else "ok",
                 "failures": dict(sorted(self._failures.items())),
                 "recent_failures": list(self._recent),
@@ -218,12 +225,12 @@ class CloudTrailPoller:
             self._receive_failed(started, "cloudtrail sqs batch failed", exc)
         self._messages.add(counts)
         m = self._metrics
-        m.cloudtrail_sqs_received.inc(counts.received)
-        m.cloudtrail_sqs_deleted.inc(counts.deleted)
-        m.cloudtrail_sqs_failed.inc(counts.failed)
-        m.cloudtrail_sqs_malformed.inc(counts.malformed)
+        m.sqs_received.inc(counts.received)
+        m.sqs_deleted.inc(counts.deleted)
+        m.sqs_failed.inc(counts.failed)
+        m.sqs_malformed.inc(counts.malformed)
         for reason, count in counts.ignored.items():
-            m.cloudtrail_sqs_ignored.labels(reason).inc(count)
+            m.sqs_ignored.labels(reason).inc(count)
         self._count(stats)
         summary = {**stats.as_dict(), "messages": counts.as_dict()}
         self.last = _LastRun(started.isoformat(), time.monotonic() - clock, summary, errors[-1] if errors else None)
@@ -235,7 +242,7 @@ class CloudTrailPoller:
 
     def _receive_failed(self, started: datetime, what: str, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
-        self._metrics.cloudtrail_poll_errors.inc()
+        self._metrics.poll_errors.inc()
         self._last_error = (started.isoformat(), error)
         log.error(what, extra={"queue_url": self.queue_url, "error": error})
 
@@ -258,29 +265,29 @@ class CloudTrailPoller:
             self._count(stats)
             log.info("cloudtrail import", extra={"bucket": self.bucket, "prefix": self.prefix, "summary": summary})
         else:
-            self._metrics.cloudtrail_poll_errors.inc()
+            self._metrics.poll_errors.inc()
             log.error("cloudtrail import failed", extra={"bucket": self.bucket, "prefix": self.prefix, "error": error})
         return stats
 
     def _count(self, stats: ImportStats) -> None:
         m = self._metrics
-        m.cloudtrail_files.inc(stats.files)
-        m.cloudtrail_records.inc(stats.records)
-        m.cloudtrail_imported.inc(stats.imported)
-        m.cloudtrail_duplicates.inc(stats.duplicates)
-        m.cloudtrail_malformed_files.inc(len(stats.malformed))
+        m.files.inc(stats.files)
+        m.records.inc(stats.records)
+        m.imported.inc(stats.imported)
+        m.duplicates.inc(stats.duplicates)
+        m.malformed_files.inc(len(stats.malformed))
         for reason, count in stats.skipped.items():
-            m.cloudtrail_skipped.labels(reason).inc(count)
+            m.skipped.labels(reason).inc(count)
         if stats.imported:
-            m.events_accepted.labels("cloudtrail").inc(stats.imported)
+            self._ingest.accepted.labels("cloudtrail").inc(stats.imported)
         if stats.validation:
-            m.cloudtrail_digests.inc(stats.digests)
-            m.cloudtrail_validated_files.inc(stats.validated)
-            m.cloudtrail_unvalidated_files.inc(stats.unvalidated)
-            m.cloudtrail_awaiting_digest_files.set(stats.awaiting_digest)
+            m.digests.inc(stats.digests)
+            m.validated_files.inc(stats.validated)
+            m.unvalidated_files.inc(stats.unvalidated)
+            m.awaiting_digest_files.set(stats.awaiting_digest)
         at = datetime.now(UTC).isoformat()
         for failure in stats.integrity:
-            m.cloudtrail_integrity_failures.labels(failure.kind).inc()
+            m.integrity_failures.labels(failure.kind).inc()
             self._failures[failure.kind] += 1
             self._recent.append({"at": at, **failure.as_dict()})
             log.error(
@@ -295,7 +302,7 @@ class CloudTrailPoller:
 
     def _s3_client(self) -> Any:
         if self._s3 is None:
-            self._s3 = boto3.session.Session().client("s3", endpoint_url=self._settings.cloudtrail_endpoint_url)
+            self._s3 = boto3.session.Session().client("s3", endpoint_url=self._settings.endpoint_url)
         return self._s3
 
     def _queue(self) -> QueueConsumer:
@@ -315,7 +322,7 @@ class CloudTrailPoller:
     ) -> list[str]:
         """Import what a batch of messages names, in a worker thread, as `_import` does a listed run."""
         s3 = self._s3_client()
-        checkpoints = CheckpointStore(self._settings.cloudtrail_path)
+        checkpoints = CheckpointStore(self._state_path)
 
         async def import_keys(keys: list[str]) -> None:
             await import_cloudtrail_keys(
@@ -325,10 +332,10 @@ class CloudTrailPoller:
                 keys=keys,
                 append=self._append,
                 checkpoints=checkpoints,
-                tenants=self._settings.cloudtrail_account_tenants,
+                tenants=self._settings.account_tenants,
                 limits=self._limits,
                 public_keys=self._public_keys,
-                require_digest=self._settings.cloudtrail_require_digest,
+                require_digest=self._settings.require_digest,
                 progress=lambda line: log.debug(line),
                 stats=stats,
             )
@@ -341,7 +348,7 @@ class CloudTrailPoller:
     def _import(self) -> ImportStats:
         """One run, in a worker thread: its own event loop; appends go to the service's journal writer."""
         s3 = self._s3_client()
-        checkpoints = CheckpointStore(self._settings.cloudtrail_path)
+        checkpoints = CheckpointStore(self._state_path)
         try:
             return asyncio.run(
                 import_cloudtrail(
@@ -350,10 +357,10 @@ class CloudTrailPoller:
                     prefix=self.prefix,
                     append=self._append,
                     checkpoints=checkpoints,
-                    tenants=self._settings.cloudtrail_account_tenants,
+                    tenants=self._settings.account_tenants,
                     limits=self._limits,
                     public_keys=self._public_keys,
-                    require_digest=self._settings.cloudtrail_require_digest,
+                    require_digest=self._settings.require_digest,
                     progress=lambda line: log.debug(line),
                 )
             )

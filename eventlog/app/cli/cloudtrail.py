@@ -36,7 +36,7 @@ def _cloudtrail_import(args: argparse.Namespace) -> int:
         )
     writer_lock = lock_data_dir(settings.data_dir, "eventlog cloudtrail import")
     s3 = boto3.client("s3", endpoint_url=settings.cloudtrail_endpoint_url)
-    limits = limits_of(settings)
+    limits = limits_of(settings.retention, settings.limits)
     journal = Journal(
         settings.journal_path, stream=stream_name(settings), max_group_events=settings.group_commit_max_events
     )

@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from starlette.types import Message
 
 from eventlog.app.service import create_app
+from search.api import SearchParts
 from search.reads import Reads
 from tests.app import Service, bearer, make_settings
 
@@ -72,7 +73,7 @@ def _service(heavy_data: tuple[Path, dict[str, str]], tmp_path: Path, **settings
 
 
 def _reads(app: FastAPI) -> Reads:
-    reads: Reads = app.state.reads
+    reads: Reads = app.state.ctx.part(SearchParts).reads
     return reads
 
 

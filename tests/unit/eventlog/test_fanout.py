@@ -53,7 +53,7 @@ async def _append(journal: Journal, *ids: str) -> None:
 
 
 def _fanout(journal: Journal, sink: FakeSink, metrics: Metrics, *, batch: int = 2, backoff: float = 0.4) -> FanOut:
-    fanout = FanOut(journal, [sink], metrics, batch_events=batch, poll_seconds=0.05, max_backoff_seconds=backoff)
+    fanout = FanOut(journal, [sink], metrics.sinks, batch_events=batch, poll_seconds=0.05, max_backoff_seconds=backoff)
     journal.subscribe(fanout.notify)
     return fanout
 

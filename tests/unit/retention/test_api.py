@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from retention.api import RetentionParts
 from tests.app import Service, bearer
 
 
@@ -54,7 +55,7 @@ def test_holds_need_admin_and_valid_ranges(service: Service) -> None:
 
 def test_a_run_while_one_is_in_progress_answers_409(service: Service) -> None:
     admin = bearer(service.token("ops", "admin"))
-    scheduler = service.client.app.state.retention  # type: ignore[attr-defined]
+    scheduler = service.client.app.state.ctx.part(RetentionParts).scheduler  # type: ignore[attr-defined]
     assert (
         service.client.post("/v1/retention/run", headers=bearer(service.token("x", "events:read"))).status_code == 403
     )

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.opensearch
 
 
 def _client(url: str) -> OpenSearch:
-    return build_client(make_settings(Path("unused"), opensearch_url=url))
+    return build_client(make_settings(Path("unused"), opensearch_url=url).opensearch)
 
 
 def test_only_one_node_holds_the_lock(opensearch_url: str, index_prefix: str) -> None:

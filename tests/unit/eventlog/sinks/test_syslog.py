@@ -326,7 +326,7 @@ def test_from_settings_builds_the_configured_sink(registry: CollectorRegistry) -
         syslog_message_format="plain",
         syslog_udp_max_message_bytes=2048,
     )
-    sink = SyslogSink.from_settings(settings, registry=registry)
+    sink = SyslogSink.from_settings(settings.syslog, registry=registry)
     encoded = sink.encode(_entries(1, 1))[0][0]
     assert encoded.startswith(b"<110>1 2026-11-27T10:00:00.000000Z node-1 audit-trail ")
     assert encoded.endswith(b"\xef\xbb\xbfhello")

@@ -9,6 +9,7 @@ import pytest
 from eventlog.journal import Journal
 from eventlog.metrics import Metrics
 from eventlog.settings import Settings
+from ingest.cloudtrail.mapping import limits_of
 from ingest.cloudtrail.poll import CloudTrailPoller
 
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/111111111111/cloudtrail-files"
@@ -16,7 +17,9 @@ QUEUE = "https://sqs.eu-west-1.amazonaws.com/111111111111/cloudtrail-files"
 
 def _poller(tmp_path: Path, **settings: object) -> CloudTrailPoller:
     made = Settings(data_dir=tmp_path, **settings)  # type: ignore[arg-type]
-    return CloudTrailPoller(made, Journal(tmp_path / "journal.db", stream="test"), Metrics())
+    limits = limits_of(made.retention, made.limits)
+    journal = Journal(tmp_path / "journal.db", stream="test")
+    return CloudTrailPoller(made.cloudtrail, limits, made.cloudtrail_path, journal, Metrics())
 
 
 def test_list_mode_is_the_default(tmp_path: Path) -> None:
