@@ -130,9 +130,10 @@ from search.opensearch.backend import OpenSearchBackend, scoped
 from search.opensearch.client import build_client
 from search.opensearch.sink import BulkRetry, chunks, rejections
 from search.opensearch.template import alias, install
-from search.query import Node, Not, Range, Term, parse, to_sqlite
+from search.query import Node, Not, Range, Term, parse
 from search.reads import Reads
-from search.sqlite_store import SqliteStore
+from search.sqlite.query import to_sqlite
+from search.sqlite.store import SqliteStore
 
 TARGET_OPENSEARCH_P95_MS = 50.0
 TARGET_EMBEDDED_P95_MS = 150.0

@@ -88,6 +88,11 @@ def time_to_us(value: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def format_time_us(time_us: int) -> str:
+    """`format_time` of a time in microseconds since the epoch."""
+    return format_time(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=time_us))
+
+
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
 )

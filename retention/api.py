@@ -16,8 +16,8 @@ from eventlog.errors import ApiError
 from eventlog.model import Rfc3339Time
 from eventlog.openapi import error_responses
 from eventlog.tenant import TenantName
-from retention.holds import HoldNotFound, HoldStore, InvalidHold
 from retention.scheduler import Scheduler
+from search.retention import HoldNotFound, HoldStore, InvalidHold
 
 router = APIRouter(tags=["retention"])
 

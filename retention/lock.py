@@ -1,5 +1,7 @@
 """The retention lock: of several nodes, one runs retention; it also remembers when the last run ended.
 
+Here the protocol and the single node's lock; a cluster's is search/opensearch/lock.py.
+
 A lock expires after `ttl_seconds`, so a node that died mid-run does not block the next
 day's run for good; the holder renews nothing because a run is short next to the TTL.
 """
@@ -9,9 +11,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Protocol
-
-from opensearchpy import ConflictError, NotFoundError, OpenSearch
+from typing import Protocol
 
 
 class Lock(Protocol):
@@ -83,63 +83,3 @@ class SqliteLock:
         finally:
             conn.close()
         return float(row[0]) if row is not None and row[0] is not None else None
-
-
-class OpenSearchLock:
-    """For a cluster: one document in `<prefix>-locks`, changed only by compare-and-set on its seq_no."""
-
-    def __init__(self, client: OpenSearch, prefix: str, name: str = "retention") -> None:
-        self._client = client
-        self._index = f"{prefix}-locks"
-        self._name = name
-
-    def _get(self) -> dict[str, Any] | None:
-        try:
-            found: dict[str, Any] = self._client.get(index=self._index, id=self._name)
-        except NotFoundError:
-            return None
-        return found
-
-    def acquire(self, holder: str, ttl_seconds: float) -> bool:
-        now = time.time()
-        found = self._get()
-        body: dict[str, Any] = {"holder": holder, "expires_at": now + ttl_seconds}
-        try:
-            if found is None:
-                self._client.index(
-                    index=self._index, id=self._name, body=body, params={"op_type": "create", "refresh": "true"}
-                )
-                return True
-            source = found["_source"]
-            if source.get("holder") not in (None, holder) and float(source.get("expires_at", 0)) > now:
-                return False
-            body["completed_at"] = source.get("completed_at")
-            self._client.index(
-                index=self._index,
-                id=self._name,
-                body=body,
-                params={"if_seq_no": found["_seq_no"], "if_primary_term": found["_primary_term"], "refresh": "true"},
-            )
-        except ConflictError:
-            return False  # another node won the race
-        return True
-
-    def release(self, holder: str, *, completed: bool) -> None:
-        found = self._get()
-        if found is None or found["_source"].get("holder") != holder:
-            return
-        completed_at = time.time() if completed else found["_source"].get("completed_at")
-        try:
-            self._client.index(
-                index=self._index,
-                id=self._name,
-                body={"holder": None, "expires_at": 0, "completed_at": completed_at},
-                params={"if_seq_no": found["_seq_no"], "if_primary_term": found["_primary_term"], "refresh": "true"},
-            )
-        except ConflictError:
-            return  # expired and taken over meanwhile: the new holder owns it now
-
-    def last_completed(self) -> float | None:
-        found = self._get()
-        value = found["_source"].get("completed_at") if found is not None else None
-        return float(value) if value is not None else None

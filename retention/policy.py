@@ -12,51 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from eventlog.model import format_time, time_to_us
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """A legal hold: a tenant's events (all, or those in [since, until)) are kept until released."""
-
-    id: str
-    tenant: str
-    since: datetime | None
-    until: datetime | None
-    reason: str
-    placed_at: datetime
-    placed_by: str
-    released_at: datetime | None = None
-    released_by: str | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.released_at is None
-
-    def covers_day(self, tenant: str, day: date) -> bool:
-        """Whether any event of `tenant` on `day` may fall under this hold."""
-        if not self.active or tenant != self.tenant:
-            return False
-        start = day_start(day)
-        end = start + timedelta(days=1)
-        return (self.since is None or self.since < end) and (self.until is None or self.until > start)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "tenant": self.tenant,
-            "since": _iso(self.since),
-            "until": _iso(self.until),
-            "reason": self.reason,
-            "placed_at": _iso(self.placed_at),
-            "placed_by": self.placed_by,
-            "released_at": _iso(self.released_at),
-            "released_by": self.released_by,
-        }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return format_time(value) if value is not None else None
+from search.retention import Hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +48,3 @@ class Policy:
 
 def utc_day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
-
-
-def day_start(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def day_bounds_us(day: date) -> tuple[int, int]:
-    """[start, end) of a UTC day in µs since the epoch, as the stores keep times."""
-    begin = time_to_us(day_start(day))
-    return begin, begin + 86_400_000_000

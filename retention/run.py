@@ -22,7 +22,7 @@ from eventlog.model import EventIn, Target
 from retention.archive import Manifest
 from retention.journal import JournalExpiry, expire_journal
 from retention.policy import Policy, utc_day
-from retention.store import ExpiringStore, TenantDay
+from search.retention import ExpiringStore, TenantDay
 
 log = logging.getLogger(__name__)
 

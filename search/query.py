@@ -1,4 +1,6 @@
-"""The query language of `GET /v1/events?q=`: parse → AST → OpenSearch DSL, SQLite SQL, or a Python evaluator.
+"""The query language of `GET /v1/events?q=`: parse → AST, and the Python evaluator of the AST.
+
+The stores compile the AST: search/opensearch/query.py to the DSL, search/sqlite/query.py to SQL.
 
 Pure: no I/O. The grammar (docs/api.md, "Query language"):
 
@@ -68,16 +70,18 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal, assert_never
 
 import orjson
 
-from eventlog.model import format_time, parse_time, time_to_us
+from eventlog.model import parse_time, time_to_us
 from search.text import searchable_text, tokens
 
 __all__ = [
     "ALIASES",
+    "DETAILS_PREFIX",
+    "FIELD_KINDS",
     "INSTANT_EXPECTED",
     "KNOWN_FIELDS",
     "MAX_DEPTH",
@@ -104,14 +108,13 @@ __all__ = [
     "Text",
     "Value",
     "cidr_match",
+    "details_leaf",
     "details_leaves",
-    "ip_key",
-    "leaf_key",
+    "ip_network_bits",
+    "ip_number",
     "matches",
     "parse",
     "time_span",
-    "to_opensearch",
-    "to_sqlite",
 ]
 
 MAX_LENGTH = 2000
@@ -125,7 +128,7 @@ END = "end of query"
 
 Kind = Literal["keyword", "int", "float", "time", "ip"]
 
-_FIELDS: dict[str, Kind] = {
+FIELD_KINDS: dict[str, Kind] = {
     "id": "keyword",
     "time": "time",
     "received_at": "time",
@@ -150,7 +153,7 @@ _FIELDS: dict[str, Kind] = {
     "request.bytes_out": "int",
 }
 
-KNOWN_FIELDS: tuple[str, ...] = (*_FIELDS, "details.<key>")
+KNOWN_FIELDS: tuple[str, ...] = (*FIELD_KINDS, "details.<key>")
 """Every queryable field (canonical names); `details.<key>` stands for any dotted path into details."""
 
 ALIASES: Mapping[str, str] = {
@@ -163,7 +166,7 @@ ALIASES: Mapping[str, str] = {
     "target": "target.id",
 }
 
-_DETAILS = "details."
+DETAILS_PREFIX = "details."
 
 # Whole numbers within what each mapping holds: `short` for the status, I-JSON safe integers otherwise.
 _INT_BOUNDS = {"request.status": (-32768, 32767)}
@@ -173,7 +176,6 @@ _SAFE_INT = 2**53 - 1
 MIN_TIME_US = 0
 MAX_TIME_US = (2**63 - 1) // 1000
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_US = 86_400_000_000
 
 # -- AST -------------------------------------------------------------------
@@ -367,7 +369,7 @@ class _Parser:
         self.terms += 1
         if self.terms > MAX_TERMS:
             raise QueryError(pos, found, f"at most {MAX_TERMS} terms")
-        if field is not None and field.startswith(_DETAILS):
+        if field is not None and field.startswith(DETAILS_PREFIX):
             self.details_terms += 1
             if self.details_terms > MAX_DETAILS_TERMS:
                 raise QueryError(pos, found, f"at most {MAX_DETAILS_TERMS} terms on details fields")
@@ -507,10 +509,10 @@ class _Parser:
 
 def _resolve(name: str, pos: int) -> str:
     name = ALIASES.get(name, name)
-    if name in _FIELDS:
+    if name in FIELD_KINDS:
         return name
-    if name.startswith(_DETAILS):
-        if any(not key for key in name[len(_DETAILS) :].split(".")):
+    if name.startswith(DETAILS_PREFIX):
+        if any(not key for key in name[len(DETAILS_PREFIX) :].split(".")):
             raise QueryError(pos, name, "a key between every two dots of a details path (details.some.key)")
         return name
     if name == "details":
@@ -524,13 +526,13 @@ def _resolve(name: str, pos: int) -> str:
 
 def _field_value(field: str, op: Op | None, text: str, *, quoted: bool, pos: int, source: str) -> Node:
     """One `field:value` (or `field:<op>value`) as a node; `source` is the value as written, for errors."""
-    kind: Kind | Literal["details"] = "details" if field.startswith(_DETAILS) else _FIELDS[field]
+    kind: Kind | Literal["details"] = "details" if field.startswith(DETAILS_PREFIX) else FIELD_KINDS[field]
     star = not quoted and text.endswith("*")
     value = text[:-1] if star else text
     if not quoted and "*" in value:
         raise QueryError(pos, source, "'*' only at the end of a value (quote the value to match a literal '*')")
     if op is not None and kind not in ("int", "float", "time"):
-        ranged = ", ".join(f for f, k in _FIELDS.items() if k in ("int", "float", "time"))
+        ranged = ", ".join(f for f, k in FIELD_KINDS.items() if k in ("int", "float", "time"))
         raise QueryError(pos - len(op), op + source, f"a value without '{op}' (ranges work on {ranged})")
     if star and not value and op is None:
         return Exists(field)
@@ -706,197 +708,11 @@ def parse(text: str) -> Node:
     return _Parser(text).query()
 
 
-# -- OpenSearch ------------------------------------------------------------
-
-# Names are `text` with a `keyword` subfield; exact matches go to the subfield.
-_OS_FIELD = {
-    "actor.name": "actor.name.keyword",
-    "target.name": "target.name.keyword",
-    "actor.user_agent": "actor.user_agent.keyword",
-}
-_OS_RANGE = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
-
-
-def _os_value(field: str, value: Value) -> Value:
-    if _FIELDS.get(field) == "time":
-        return format_time(_EPOCH + timedelta(microseconds=int(value)))
-    return value
-
-
-def to_opensearch(node: Node) -> dict[str, Any]:
-    """The OpenSearch query DSL of a node (the tenant filter is the backend's business)."""
-    match node:
-        case All():
-            return {"match_all": {}}
-        case Text(found, prefix):
-            if prefix:
-                return {"prefix": {"fulltext": found[0]}}
-            return {"match_phrase": {"fulltext": {"query": " ".join(found), "analyzer": "whitespace"}}}
-        case Term(field, value):
-            return {"term": {_OS_FIELD.get(field, field): _os_value(field, value)}}
-        case AnyOf(field, values):
-            return {"terms": {_OS_FIELD.get(field, field): [_os_value(field, v) for v in values]}}
-        case Prefix(field, value):
-            return {"prefix": {_OS_FIELD.get(field, field): value}}
-        case Exists(field):
-            if field.startswith(_DETAILS):
-                # flat_object: "<path>=<text>" starts with "<path>=" for every scalar at the path.
-                return {"prefix": {field: ""}}
-            return {"exists": {"field": _OS_FIELD.get(field, field)}}
-        case Range(field, op, value):
-            return {"range": {field: {_OS_RANGE[op]: _os_value(field, value)}}}
-        case Cidr(field, network):
-            return {"term": {field: network}}
-        case Not(item):
-            return {"bool": {"must_not": [to_opensearch(item)]}}
-        case And(items):
-            return {"bool": {"filter": [to_opensearch(item) for item in items]}}
-        case Or(items):
-            return {"bool": {"should": [to_opensearch(item) for item in items], "minimum_should_match": 1}}
-        case _:
-            assert_never(node)
-
-
-# -- SQLite ----------------------------------------------------------------
-
-# Columns of `events`; NOT NULL ones need no guard against SQL's third truth value.
-_SQL_COLUMN = {"id": "id", "time": "time_us", "action": "action", "outcome": "outcome", "source": "source"}
-# Columns of the embedded store (search/sqlite_store.py); the rest is read from the document.
-_SQL_NULLABLE_COLUMN = {"actor.id": "actor_id", "request.status": "status", "request.duration_ms": "duration_ms"}
-
-# The stored JSON rewritten escape by escape (left to right, `\\` pairs align with the escape
-# sequences, so `\"` is always an escaped quote), for what SQLite 3.40's JSON functions cannot do:
-# - `\\` and `\"` become `\u005c` and `\u0022`: a key holding them cannot be reached by a path;
-# - `\u0001` becomes `\u0001\u0002` and `\u0000` becomes `\u0001\u0001`: a decoded string is cut at
-#   NUL, so NUL is spelled without one (a prefix-free code); `_nul_free` spells the compared values alike.
-_NUL_FREE_DOCUMENT = (
-    "replace(replace(replace(replace(document, "
-    "'\\\\', '\\u005c'), '\\\"', '\\u0022'), '\\u0001', '\\u0001\\u0002'), '\\u0000', '\\u0001\\u0001')"
-)
-
-# Details are matched in the store's index of details leaves (search/sqlite_store.py): one row per
-# tenant, flat_object string and event. It is keyed by tenant first, and `?1` is that tenant: every
-# statement of the store binds it as its first parameter (the store's failsafe checks that it does).
-_DETAILS_INDEX = "rowid IN (SELECT event FROM details_leaves WHERE tenant = ?1 AND {})"
-
-# The only queryable field besides details that may hold control characters (see eventlog/model.py).
-_SQL_NUL_FREE_FIELDS = {"actor.user_agent"}
-
-
-def _nul_free(value: str) -> str:
-    return value.replace("\x01", "\x01\x02").replace("\x00", "\x01\x01")
-
-
-def _details_leaf(field: str, value: str) -> str:
-    return field[len(_DETAILS) - 1 :] + "=" + value
-
-
-def leaf_key(leaf: str) -> bytes:
-    """A details leaf as the store's index holds it: UTF-8 bytes, compared bytewise.
-
-    No UTF-8 byte is 0xFF, so the keys starting with `k` are exactly those in [k, k + b"\\xff")."""
-    return leaf.encode("utf-8", "surrogatepass")
-
-
-def _leaf_range(field: str, start: str) -> tuple[bytes, bytes]:
-    low = leaf_key(_details_leaf(field, start))
-    return low, low + b"\xff"
-
-
-def _sql_field(field: str) -> tuple[str, bool]:
-    """The SQL expression of a field and whether it can be NULL."""
-    if field in _SQL_COLUMN:
-        return _SQL_COLUMN[field], False
-    if field in _SQL_NULLABLE_COLUMN:
-        return _SQL_NULLABLE_COLUMN[field], True
-    if field in _SQL_NUL_FREE_FIELDS:
-        return f"json_extract({_NUL_FREE_DOCUMENT}, '$.{field}')", True
-    return f"json_extract(document, '$.{field}')", True
-
-
-def _sql_value(field: str, value: Value) -> Value:
-    if field == "received_at":  # stored as fixed-width RFC 3339 text, which sorts like the time
-        return format_time(_EPOCH + timedelta(microseconds=int(value)))
-    if field in _SQL_NUL_FREE_FIELDS:
-        return _nul_free(str(value))
-    return value
-
-
-def to_sqlite(node: Node) -> tuple[str, list[object]]:
-    """A boolean SQL expression over `events` (and `events_fts`) with its bound parameters.
-
-    Every leaf is two-valued (never NULL), so NOT means "not matching" as in the other two.
-    Addresses are matched on the column `actor_ip`, which holds ip_key() of `actor.ip`; details in
-    the table `details_leaves`, which holds leaf_key() of each of `details_leaves()`, for the tenant
-    bound as the statement's first parameter."""
-    params: list[object] = []
-    sql = _sql(node, params)
-    return sql, params
-
-
-def _sql(node: Node, params: list[object]) -> str:
-    match node:
-        case All():
-            return "1"
-        case Text(found, prefix):
-            params.append('"' + " ".join(found) + '"' + ("*" if prefix else ""))
-            return "rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
-        case Term(field, value) if field.startswith(_DETAILS):
-            params.append(leaf_key(_details_leaf(field, str(value))))
-            return _DETAILS_INDEX.format("leaf = ?")
-        case AnyOf(field, values) if field.startswith(_DETAILS):
-            params.extend(leaf_key(_details_leaf(field, str(v))) for v in values)
-            return _DETAILS_INDEX.format(f"leaf IN ({', '.join('?' * len(values))})")
-        case Prefix(field, value) if field.startswith(_DETAILS):
-            params.extend(_leaf_range(field, value))
-            return _DETAILS_INDEX.format("leaf >= ? AND leaf < ?")
-        case Exists(field) if field.startswith(_DETAILS):
-            params.extend(_leaf_range(field, ""))
-            return _DETAILS_INDEX.format("leaf >= ? AND leaf < ?")
-        # Addresses live in the column `actor_ip` as ip_key() bytes, so a network is a range the
-        # (tenant, actor_ip) index answers; "IS NOT NULL AND" keeps each leaf two-valued and indexable.
-        case Term(field, value) if _FIELDS.get(field) == "ip":
-            params.append(ip_key(str(value)))
-            return "actor_ip IS ?"
-        case AnyOf(field, values) if _FIELDS.get(field) == "ip":
-            params.extend(ip_key(str(v)) for v in values)
-            return f"(actor_ip IS NOT NULL AND actor_ip IN ({', '.join('?' * len(values))}))"
-        case Cidr(field, network):
-            params.extend(_network_bounds(network))
-            return "(actor_ip IS NOT NULL AND actor_ip BETWEEN ? AND ?)"
-        case Term(field, value):
-            column, nullable = _sql_field(field)
-            params.append(_sql_value(field, value))
-            return f"{column} IS ?" if nullable else f"{column} = ?"
-        case AnyOf(field, values):
-            column, nullable = _sql_field(field)
-            params.extend(_sql_value(field, v) for v in values)
-            test = f"{column} IN ({', '.join('?' * len(values))})"
-            return f"COALESCE({test}, 0)" if nullable else test
-        case Prefix(field, value):
-            column, nullable = _sql_field(field)
-            start = str(_sql_value(field, value))
-            params.extend((len(start), start))
-            return f"substr({column}, 1, ?) IS ?" if nullable else f"substr({column}, 1, ?) = ?"
-        case Exists(field):
-            return f"{_sql_field(field)[0]} IS NOT NULL"
-        case Range(field, op, value):
-            column, nullable = _sql_field(field)
-            params.append(_sql_value(field, value))
-            # "IS NOT NULL AND" rather than COALESCE: two-valued either way, but SQLite can use an index on it.
-            return f"({column} IS NOT NULL AND {column} {op} ?)" if nullable else f"{column} {op} ?"
-        case Not(item):
-            return f"NOT ({_sql(item, params)})"
-        case And(items):
-            return "(" + " AND ".join(_sql(item, params) for item in items) + ")"
-        case Or(items):
-            return "(" + " OR ".join(_sql(item, params) for item in items) + ")"
-        case _:
-            assert_never(node)
+# -- addresses -----------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=256)
-def _network(network: str) -> tuple[int, int] | None:
+def ip_network_bits(network: str) -> tuple[int, int] | None:
     """A network as (128-bit base, prefix length), IPv4 mapped into IPv6 like OpenSearch does."""
     try:
         parsed = ipaddress.ip_network(network, strict=False)
@@ -907,23 +723,8 @@ def _network(network: str) -> tuple[int, int] | None:
     return int(parsed.network_address), parsed.prefixlen
 
 
-def ip_key(text: str | None) -> bytes | None:
-    """The order OpenSearch gives `ip` values: the 16-byte IPv6 form, IPv4 mapped; None for no address."""
-    if text is None:
-        return None
-    value = _address(text)
-    return value.to_bytes(16, "big") if value is not None else None
-
-
-def _network_bounds(network: str) -> tuple[bytes, bytes]:
-    """The first and last ip_key() of a network (the parser has normalized it)."""
-    found = _network(network)
-    assert found is not None, f"the parser hands only valid networks on: {network!r}"
-    base, length = found
-    return base.to_bytes(16, "big"), (base | ((1 << (128 - length)) - 1)).to_bytes(16, "big")
-
-
-def _address(ip: str) -> int | None:
+def ip_number(ip: str) -> int | None:
+    """An address as the 128-bit number OpenSearch orders `ip` values by (IPv4 mapped); None if it is none."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
@@ -934,13 +735,14 @@ def _address(ip: str) -> int | None:
 
 
 def cidr_match(ip: str | None, network: str) -> int:
-    """1 when `ip` lies in `network` (an address is a one-address network), else 0; for SQLite.
+    """1 when `ip` lies in `network` (an address is a one-address network), else 0.
 
-    The reference evaluator `matches` uses it; SQLite compares ip_key() bytes instead."""
+    The reference evaluator `matches` uses it; the embedded store compares ip_key() bytes instead
+    (search/sqlite/query.py)."""
     if not isinstance(ip, str):
         return 0
-    net = _network(network)
-    address = _address(ip)
+    net = ip_network_bits(network)
+    address = ip_number(ip)
     if net is None or address is None:
         return 0
     base, length = net
@@ -969,6 +771,11 @@ def _json_text(value: Any) -> str | None:
     return None
 
 
+def details_leaf(field: str, value: str) -> str:
+    """The flat_object string a `details.<path>` field compares with `value`: "<.path>=<value>"."""
+    return field[len(DETAILS_PREFIX) - 1 :] + "=" + value
+
+
 def details_leaves(value: Any, path: str = "") -> Iterator[str]:
     """Every scalar of `details` as flat_object indexes it: "<.path>=<text>", the path with a leading dot.
 
@@ -991,7 +798,7 @@ def _field_values(document: Mapping[str, Any], field: str) -> list[Any]:
     value = _get(document, field)
     if value is None:
         return []
-    kind = _FIELDS.get(field)
+    kind = FIELD_KINDS.get(field)
     if kind is None:  # a field outside the language, in an AST built by code (e.g. chain.seq)
         return [value] if isinstance(value, str | int | float) and not isinstance(value, bool) else []
     if kind == "time":
@@ -1068,19 +875,19 @@ class _Evaluation:
                 return True
             case Text(found, prefix):
                 return self.has_prefix(found[0]) if prefix else self.has_phrase(found)
-            case Term(field, value) if field.startswith(_DETAILS):
-                return _details_leaf(field, str(value)) in self.leaves
-            case AnyOf(field, values) if field.startswith(_DETAILS):
-                return any(_details_leaf(field, str(v)) in self.leaves for v in values)
-            case Prefix(field, value) if field.startswith(_DETAILS):
-                start = _details_leaf(field, value)
+            case Term(field, value) if field.startswith(DETAILS_PREFIX):
+                return details_leaf(field, str(value)) in self.leaves
+            case AnyOf(field, values) if field.startswith(DETAILS_PREFIX):
+                return any(details_leaf(field, str(v)) in self.leaves for v in values)
+            case Prefix(field, value) if field.startswith(DETAILS_PREFIX):
+                start = details_leaf(field, value)
                 return any(leaf.startswith(start) for leaf in self.leaves)
-            case Exists(field) if field.startswith(_DETAILS):
-                start = _details_leaf(field, "")
+            case Exists(field) if field.startswith(DETAILS_PREFIX):
+                start = details_leaf(field, "")
                 return any(leaf.startswith(start) for leaf in self.leaves)
-            case Term(field, value) if _FIELDS.get(field) == "ip":
+            case Term(field, value) if FIELD_KINDS.get(field) == "ip":
                 return any(cidr_match(ip, str(value)) for ip in _field_values(document, field))
-            case AnyOf(field, values) if _FIELDS.get(field) == "ip":
+            case AnyOf(field, values) if FIELD_KINDS.get(field) == "ip":
                 return any(cidr_match(ip, str(v)) for ip in _field_values(document, field) for v in values)
             case Cidr(field, network):
                 return any(cidr_match(ip, network) for ip in _field_values(document, field))

@@ -41,14 +41,11 @@ from ingest.middleware import AuditMiddleware, Call
 from retention.api import RetentionParts
 from retention.api import router as retention_router
 from retention.archive import Archive
-from retention.embedded import EmbeddedExpiry
-from retention.holds import HoldStore, OpenSearchHoldStore, SqliteHoldStore
-from retention.lock import Lock, OpenSearchLock, SqliteLock
-from retention.opensearch import OpenSearchExpiry
+from retention.holds import SqliteHoldStore
+from retention.lock import Lock, SqliteLock
 from retention.policy import Policy
 from retention.run import Retention
 from retention.scheduler import Scheduler
-from retention.store import ExpiringStore
 from search.api import SearchParts
 from search.api import router as search_router
 from search.backend import SearchBackend
@@ -56,9 +53,14 @@ from search.cursor import CursorKey, Cursors, FileCursorKey
 from search.keboola import router as keboola_router
 from search.opensearch.backend import OpenSearchBackend
 from search.opensearch.client import build_client
+from search.opensearch.expiry import OpenSearchExpiry
+from search.opensearch.holds import OpenSearchHoldStore
+from search.opensearch.lock import OpenSearchLock
 from search.opensearch.sink import OpenSearchSink
 from search.reads import Reads
-from search.sqlite_store import SqliteStore
+from search.retention import ExpiringStore, HoldStore
+from search.sqlite.expiry import EmbeddedExpiry
+from search.sqlite.store import SqliteStore
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,9 @@ from opensearchpy import NotFoundError, OpenSearch, TransportError
 
 from eventlog.model import format_time
 from search.backend import Bucket, EventQuery, FacetValue, Page, Position, Scope, TenantScopeMissing
+from search.opensearch.query import to_opensearch
 from search.opensearch.template import alias
-from search.query import All, Node, to_opensearch
+from search.query import All, Node
 from search.reads import Reads, Ticket
 
 log = logging.getLogger(__name__)

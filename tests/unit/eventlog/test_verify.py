@@ -17,7 +17,8 @@ from eventlog.checkpoints import Checkpointer, load_or_create_key, public_key_pa
 from eventlog.journal import Journal, Prepared, purge_delivered
 from eventlog.verify import Report, verify_journal
 from retention.journal import expire_journal
-from retention.policy import Hold, Policy
+from retention.policy import Policy
+from search.retention import Hold
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from retention.holds import InvalidHold, SqliteHoldStore
+from retention.holds import SqliteHoldStore
+from search.retention import InvalidHold
 
 
 @pytest.mark.parametrize("tenant", ["a\nb", "", " acme", "x" * 129])

@@ -10,7 +10,8 @@ from eventlog.canonical import canonical_json
 from eventlog.journal import Journal, Prepared
 from eventlog.verify import verify_journal
 from retention.journal import expire_journal
-from retention.policy import Hold, Policy
+from retention.policy import Policy
+from search.retention import Hold
 
 TODAY = date(2026, 11, 27)
 OLD, NEW = "2026-10-01T10:00:00.000000Z", "2026-11-26T10:00:00.000000Z"

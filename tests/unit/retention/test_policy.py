@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from retention.policy import Hold, Policy, day_bounds_us
+from retention.policy import Policy
+from search.retention import Hold, day_bounds_us
 
 TODAY = date(2026, 11, 27)
 

@@ -10,12 +10,12 @@ import orjson
 
 from eventlog.canonical import canonical_json
 from eventlog.journal import Journal, Prepared
-from retention.embedded import EmbeddedExpiry
 from retention.lock import SqliteLock
 from retention.policy import Policy
 from retention.run import Report, Retention
 from retention.scheduler import Scheduler
-from retention.store import TenantDay
+from search.retention import TenantDay
+from search.sqlite.expiry import EmbeddedExpiry
 
 
 def _scheduler(tmp_path: Path, interval_seconds: float) -> Scheduler:

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventlog.model import parse_time, time_to_us
+from search.opensearch.query import to_opensearch
 from search.query import (
     ALIASES,
     KNOWN_FIELDS,
@@ -35,14 +36,12 @@ from search.query import (
     Term,
     Text,
     cidr_match,
-    ip_key,
     matches,
     parse,
     time_span,
-    to_opensearch,
-    to_sqlite,
 )
-from search.sqlite_store import SCHEMA, insert_details_leaves
+from search.sqlite.query import ip_key, to_sqlite
+from search.sqlite.store import SCHEMA, insert_details_leaves
 from search.text import searchable_text
 
 

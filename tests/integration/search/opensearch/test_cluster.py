@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from opensearchpy import OpenSearch
 
-from retention.holds import HoldNotFound, OpenSearchHoldStore
-from retention.lock import OpenSearchLock
-from retention.opensearch import install_ism_policy, ism_policy
 from search.opensearch.client import build_client
+from search.opensearch.expiry import install_ism_policy, ism_policy
+from search.opensearch.holds import OpenSearchHoldStore
+from search.opensearch.lock import OpenSearchLock
+from search.retention import HoldNotFound
 from tests.app import make_settings
 
 pytestmark = pytest.mark.opensearch

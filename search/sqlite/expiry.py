@@ -8,8 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from retention.policy import day_bounds_us
-from retention.store import TenantDay
+from search.retention import TenantDay, day_bounds_us
 
 _DAY_US = 86_400_000_000
 

@@ -22,10 +22,9 @@ import orjson
 from opensearchpy import NotFoundError, OpenSearch
 
 from eventlog.model import format_time
-from retention.policy import day_start
-from retention.store import TenantDay
 from search.opensearch.sink import document_id
 from search.opensearch.template import MAPPINGS, alias
+from search.retention import TenantDay, day_start
 from search.text import searchable_text
 
 _PAGE = 1000

@@ -14,9 +14,10 @@ import pytest
 
 from eventlog.journal import Entry
 from search.backend import EventQuery, Scope, TenantScopeMissing
-from search.query import Text, parse, to_sqlite
+from search.query import Text, parse
 from search.reads import ReadDeadlineExceeded, Reads
-from search.sqlite_store import SCHEMA, SqliteStore, _checked
+from search.sqlite.query import to_sqlite
+from search.sqlite.store import SCHEMA, SqliteStore, _checked
 
 
 def reads(deadline_seconds: float = 30.0) -> Reads:

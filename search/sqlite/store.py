@@ -17,8 +17,9 @@ from eventlog.journal import Entry
 from eventlog.model import parse_time, time_to_us
 from eventlog.sink import Rejection
 from search.backend import Bucket, EventQuery, FacetValue, Page, Position, Scope, TenantScopeMissing
-from search.query import Node, details_leaves, ip_key, leaf_key, to_sqlite
+from search.query import Node, details_leaves
 from search.reads import Reads, Ticket
+from search.sqlite.query import ip_key, leaf_key, to_sqlite
 from search.text import searchable_text
 
 SCHEMA = """
