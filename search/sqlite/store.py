@@ -149,9 +149,6 @@ class SqliteStore:
             raise
         return rejected
 
-    async def healthcheck(self) -> bool:
-        return True
-
     async def close(self) -> None:
         self._writer.close()
         with self._readers_lock:
@@ -175,7 +172,7 @@ class SqliteStore:
             conn.set_progress_handler(None, 0)
 
     async def _read(self, scope: Scope, sql: str, params: list[Any]) -> list[Any]:
-        sql, params = _checked(scope, sql, params)
+        sql, params = scope_checked(scope, sql, params)
         return await self._reads.run(scope.tenant, lambda ticket: self._rows(ticket, sql, params))
 
     async def search(self, scope: Scope, query: EventQuery) -> Page:
@@ -317,7 +314,7 @@ _FACET_COLUMNS = {
 }
 
 
-def _checked(scope: Scope, sql: str, params: list[Any]) -> tuple[str, list[Any]]:
+def scope_checked(scope: Scope, sql: str, params: list[Any]) -> tuple[str, list[Any]]:
     """The failsafe: no statement leaves without the tenant condition bound to the scope."""
     where = sql.find(" WHERE ")
     if where < 0 or not sql[where + 7 :].startswith(_TENANT_CONDITION) or not params or params[0] != scope.tenant:

@@ -73,6 +73,31 @@ def violations(root: Path = ROOT) -> list[str]:
     return found
 
 
+def private_imports(root: Path = ROOT) -> list[str]:
+    """`from x import _name` across modules of the project, in the source, the tests and the benchmarks."""
+    found = []
+    for folder in (*PACKAGES, "tests", "bench", "examples"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if not isinstance(node, ast.ImportFrom) or room(node.module or "") not in (*PACKAGES, COMPOSITION_ROOT):
+                    continue
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        found.append(f"{path.relative_to(root).as_posix()}:{node.lineno} imports {alias.name}")
+    return found
+
+
+def test_no_private_name_is_imported_from_another_module() -> None:
+    # A name with a leading underscore may change without notice; one another module needs is public.
+    assert private_imports() == []
+
+
+def test_a_private_import_is_found(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text("from search.api import parse_q, _where\nfrom os import _exit\n")
+    assert private_imports(tmp_path) == ["tests/test_x.py:1 imports _where"]
+
+
 def test_no_room_imports_against_the_direction_of_the_layers() -> None:
     assert violations() == []
 

@@ -17,7 +17,7 @@ from search.backend import EventQuery, Scope, TenantScopeMissing
 from search.query import Text, parse
 from search.reads import ReadDeadlineExceeded, Reads
 from search.sqlite.query import to_sqlite
-from search.sqlite.store import SCHEMA, SqliteStore, _checked
+from search.sqlite.store import SCHEMA, SqliteStore, scope_checked
 
 
 def reads(deadline_seconds: float = 30.0) -> Reads:
@@ -26,7 +26,7 @@ def reads(deadline_seconds: float = 30.0) -> Reads:
 
 def test_failsafe_refuses_statements_without_the_tenant_condition() -> None:
     scope = Scope("acme")
-    assert _checked(scope, "SELECT 1 FROM events WHERE tenant = ? AND x", ["acme"])[1] == ["acme"]
+    assert scope_checked(scope, "SELECT 1 FROM events WHERE tenant = ? AND x", ["acme"])[1] == ["acme"]
     refused: list[tuple[str, list[Any]]] = [
         ("SELECT 1 FROM events", []),
         ("SELECT 1 FROM events WHERE x = ? AND tenant = ?", [1, "acme"]),
@@ -34,7 +34,7 @@ def test_failsafe_refuses_statements_without_the_tenant_condition() -> None:
     ]
     for sql, params in refused:
         with pytest.raises(TenantScopeMissing):
-            _checked(scope, sql, params)
+            scope_checked(scope, sql, params)
 
 
 def test_empty_tenant_scope_is_impossible() -> None:
