@@ -432,7 +432,7 @@ def print_tables(results: Sequence[Result], client: str) -> bool:
 def run_verify(server: Server, acknowledged: int) -> bool:
     done = server.verify()
     output = (done.stdout + done.stderr).strip()
-    match = re.search(r", (\d+) events,", done.stdout)
+    match = re.search(r", (\d+) events\b", done.stdout)
     stored = int(match.group(1)) if match else -1
     if done.returncode == 0 and stored >= acknowledged:
         print(f"\neventlog verify: passed: {output}")
@@ -570,9 +570,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"data kept in {work}" + ("" if ok else " (for the post-mortem)"))
         else:
             shutil.rmtree(work, ignore_errors=True)
-    if not ok:
-        return 1
-    return print_results(figures)
+    status = print_results(figures)
+    return status if ok else 1
 
 
 if __name__ == "__main__":
