@@ -429,11 +429,16 @@ def print_tables(results: Sequence[Result], client: str) -> bool:
     return all_met
 
 
+def journal_events(verify_output: str) -> int:
+    """The number of events `eventlog verify` walked, from its first line; -1 when it names none."""
+    match = re.search(r", (\d+) events\b", verify_output)
+    return int(match.group(1)) if match else -1
+
+
 def run_verify(server: Server, acknowledged: int) -> bool:
     done = server.verify()
     output = (done.stdout + done.stderr).strip()
-    match = re.search(r", (\d+) events\b", done.stdout)
-    stored = int(match.group(1)) if match else -1
+    stored = journal_events(done.stdout)
     if done.returncode == 0 and stored >= acknowledged:
         print(f"\neventlog verify: passed: {output}")
         print(f"    {stored:,} events in the journal >= {acknowledged:,} acknowledged with 2xx")
