@@ -127,9 +127,9 @@ def _micros(value: str | None, name: str) -> int | None:
     try:
         start, end = time_span(value)
     except ValueError:
-        start, end = 0, -1
+        start, end = None, None
     # A bound is an instant: whether a bare date means its first or its last moment is a guess.
-    if start != end:
+    if start is None or start != end:
         raise ApiError(
             400,
             "invalid_parameters",

@@ -77,16 +77,16 @@ def search_store(
     if settings.opensearch_url is None:
         store = SqliteStore(settings.search_path, reads)
         return store, store
-    client = client or build_client(settings.opensearch)
-    prefix = settings.opensearch_index_prefix
+    opensearch = settings.opensearch
+    client = client or build_client(opensearch)
     sink = OpenSearchSink(
         client,
-        prefix,
-        max_bytes=settings.opensearch_bulk_max_bytes,
-        shards=settings.opensearch_shards,
-        replicas=settings.opensearch_replicas,
+        opensearch.index_prefix,
+        max_bytes=opensearch.bulk_max_bytes,
+        shards=opensearch.shards,
+        replicas=opensearch.replicas,
     )
-    return OpenSearchBackend(client, prefix, reads), sink
+    return OpenSearchBackend(client, opensearch.index_prefix, reads), sink
 
 
 def retention_parts(
@@ -105,27 +105,27 @@ def retention_parts(
         holds = SqliteHoldStore(settings.holds_path)
         lock = SqliteLock(settings.retention_path)
     else:
-        client = client or build_client(settings.opensearch)
-        prefix = settings.opensearch_index_prefix
-        expiry = OpenSearchExpiry(
-            client, prefix, shards=settings.opensearch_shards, replicas=settings.opensearch_replicas
-        )
+        opensearch = settings.opensearch
+        client = client or build_client(opensearch)
+        prefix = opensearch.index_prefix
+        expiry = OpenSearchExpiry(client, prefix, shards=opensearch.shards, replicas=opensearch.replicas)
         holds = OpenSearchHoldStore(client, prefix)
         lock = OpenSearchLock(client, prefix)
+    archived, kept = settings.archive, settings.retention
     archive = None
-    if settings.archive_bucket is not None:
+    if archived.bucket is not None:
         import boto3
 
-        s3 = boto3.client("s3", endpoint_url=settings.archive_endpoint_url)
-        archive = Archive(s3, settings.archive_bucket, settings.archive_prefix)
+        s3 = boto3.client("s3", endpoint_url=archived.endpoint_url)
+        archive = Archive(s3, archived.bucket, archived.prefix)
 
     def policy() -> Policy:
         return Policy(
-            default_days=settings.retention_days,
-            tenant_days=settings.retention_tenant_days,
+            default_days=kept.days,
+            tenant_days=kept.tenant_days,
             holds=tuple(holds.list()),
-            archive_tenants=frozenset(settings.archive_tenants),
-            archive_all="*" in settings.archive_tenants,
+            archive_tenants=frozenset(archived.tenants),
+            archive_all="*" in archived.tenants,
         )
 
     retention = Retention(
@@ -191,7 +191,6 @@ class Node:
     settings: Settings
     journal: Journal
     fanout: FanOut
-    sinks: Sequence[Sink]
     store: SearchBackend
     reads: Reads
     tokens: TokenStore
@@ -266,7 +265,6 @@ class Node:
             settings=settings,
             journal=journal,
             fanout=fanout,
-            sinks=sinks,
             store=store,
             reads=reads,
             tokens=tokens,
