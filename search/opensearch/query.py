@@ -5,23 +5,7 @@ from __future__ import annotations
 from typing import Any, assert_never
 
 from eventlog.model import format_time_us
-from search.query import (
-    DETAILS_PREFIX,
-    FIELD_KINDS,
-    All,
-    And,
-    AnyOf,
-    Cidr,
-    Exists,
-    Node,
-    Not,
-    Or,
-    Prefix,
-    Range,
-    Term,
-    Text,
-    Value,
-)
+from search import query as ast
 
 # Names are `text` with a `keyword` subfield; exact matches go to the subfield.
 _OS_FIELD = {
@@ -32,41 +16,41 @@ _OS_FIELD = {
 _OS_RANGE = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
 
 
-def _os_value(field: str, value: Value) -> Value:
-    if FIELD_KINDS.get(field) == "time":
+def _os_value(field: str, value: ast.Value) -> ast.Value:
+    if ast.FIELD_KINDS.get(field) == "time":
         return format_time_us(int(value))
     return value
 
 
-def to_opensearch(node: Node) -> dict[str, Any]:
+def to_opensearch(node: ast.Node) -> dict[str, Any]:
     """The OpenSearch query DSL of a node (the tenant filter is the backend's business)."""
     match node:
-        case All():
+        case ast.All():
             return {"match_all": {}}
-        case Text(found, prefix):
+        case ast.Text(found, prefix):
             if prefix:
                 return {"prefix": {"fulltext": found[0]}}
             return {"match_phrase": {"fulltext": {"query": " ".join(found), "analyzer": "whitespace"}}}
-        case Term(field, value):
+        case ast.Term(field, value):
             return {"term": {_OS_FIELD.get(field, field): _os_value(field, value)}}
-        case AnyOf(field, values):
+        case ast.AnyOf(field, values):
             return {"terms": {_OS_FIELD.get(field, field): [_os_value(field, v) for v in values]}}
-        case Prefix(field, value):
+        case ast.Prefix(field, value):
             return {"prefix": {_OS_FIELD.get(field, field): value}}
-        case Exists(field):
-            if field.startswith(DETAILS_PREFIX):
+        case ast.Exists(field):
+            if field.startswith(ast.DETAILS_PREFIX):
                 # flat_object: "<path>=<text>" starts with "<path>=" for every scalar at the path.
                 return {"prefix": {field: ""}}
             return {"exists": {"field": _OS_FIELD.get(field, field)}}
-        case Range(field, op, value):
+        case ast.Range(field, op, value):
             return {"range": {field: {_OS_RANGE[op]: _os_value(field, value)}}}
-        case Cidr(field, network):
+        case ast.Cidr(field, network):
             return {"term": {field: network}}
-        case Not(item):
+        case ast.Not(item):
             return {"bool": {"must_not": [to_opensearch(item)]}}
-        case And(items):
+        case ast.And(items):
             return {"bool": {"filter": [to_opensearch(item) for item in items]}}
-        case Or(items):
+        case ast.Or(items):
             return {"bool": {"should": [to_opensearch(item) for item in items], "minimum_should_match": 1}}
         case _:
             assert_never(node)

@@ -5,26 +5,7 @@ from __future__ import annotations
 from typing import assert_never
 
 from eventlog.model import format_time_us
-from search.query import (
-    DETAILS_PREFIX,
-    FIELD_KINDS,
-    All,
-    And,
-    AnyOf,
-    Cidr,
-    Exists,
-    Node,
-    Not,
-    Or,
-    Prefix,
-    Range,
-    Term,
-    Text,
-    Value,
-    details_leaf,
-    ip_network_bits,
-    ip_number,
-)
+from search import query as ast
 
 # Columns of `events`; NOT NULL ones need no guard against SQL's third truth value.
 _SQL_COLUMN = {"id": "id", "time": "time_us", "action": "action", "outcome": "outcome", "source": "source"}
@@ -62,7 +43,7 @@ def leaf_key(leaf: str) -> bytes:
 
 
 def _leaf_range(field: str, start: str) -> tuple[bytes, bytes]:
-    low = leaf_key(details_leaf(field, start))
+    low = leaf_key(ast.details_leaf(field, start))
     return low, low + b"\xff"
 
 
@@ -77,7 +58,7 @@ def _sql_field(field: str) -> tuple[str, bool]:
     return f"json_extract(document, '$.{field}')", True
 
 
-def _sql_value(field: str, value: Value) -> Value:
+def _sql_value(field: str, value: ast.Value) -> ast.Value:
     if field == "received_at":  # stored as fixed-width RFC 3339 text, which sorts like the time
         return format_time_us(int(value))
     if field in _SQL_NUL_FREE_FIELDS:
@@ -85,7 +66,7 @@ def _sql_value(field: str, value: Value) -> Value:
     return value
 
 
-def to_sqlite(node: Node) -> tuple[str, list[object]]:
+def to_sqlite(node: ast.Node) -> tuple[str, list[object]]:
     """A boolean SQL expression over `events` (and `events_fts`) with its bound parameters.
 
     Every leaf is two-valued (never NULL), so NOT means "not matching" as in the other two.
@@ -97,62 +78,62 @@ def to_sqlite(node: Node) -> tuple[str, list[object]]:
     return sql, params
 
 
-def _sql(node: Node, params: list[object]) -> str:
+def _sql(node: ast.Node, params: list[object]) -> str:
     match node:
-        case All():
+        case ast.All():
             return "1"
-        case Text(found, prefix):
+        case ast.Text(found, prefix):
             params.append('"' + " ".join(found) + '"' + ("*" if prefix else ""))
             return "rowid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
-        case Term(field, value) if field.startswith(DETAILS_PREFIX):
-            params.append(leaf_key(details_leaf(field, str(value))))
+        case ast.Term(field, value) if field.startswith(ast.DETAILS_PREFIX):
+            params.append(leaf_key(ast.details_leaf(field, str(value))))
             return _DETAILS_INDEX.format("leaf = ?")
-        case AnyOf(field, values) if field.startswith(DETAILS_PREFIX):
-            params.extend(leaf_key(details_leaf(field, str(v))) for v in values)
+        case ast.AnyOf(field, values) if field.startswith(ast.DETAILS_PREFIX):
+            params.extend(leaf_key(ast.details_leaf(field, str(v))) for v in values)
             return _DETAILS_INDEX.format(f"leaf IN ({', '.join('?' * len(values))})")
-        case Prefix(field, value) if field.startswith(DETAILS_PREFIX):
+        case ast.Prefix(field, value) if field.startswith(ast.DETAILS_PREFIX):
             params.extend(_leaf_range(field, value))
             return _DETAILS_INDEX.format("leaf >= ? AND leaf < ?")
-        case Exists(field) if field.startswith(DETAILS_PREFIX):
+        case ast.Exists(field) if field.startswith(ast.DETAILS_PREFIX):
             params.extend(_leaf_range(field, ""))
             return _DETAILS_INDEX.format("leaf >= ? AND leaf < ?")
         # Addresses live in the column `actor_ip` as ip_key() bytes, so a network is a range the
         # (tenant, actor_ip) index answers; "IS NOT NULL AND" keeps each leaf two-valued and indexable.
-        case Term(field, value) if FIELD_KINDS.get(field) == "ip":
+        case ast.Term(field, value) if ast.FIELD_KINDS.get(field) == "ip":
             params.append(ip_key(str(value)))
             return "actor_ip IS ?"
-        case AnyOf(field, values) if FIELD_KINDS.get(field) == "ip":
+        case ast.AnyOf(field, values) if ast.FIELD_KINDS.get(field) == "ip":
             params.extend(ip_key(str(v)) for v in values)
             return f"(actor_ip IS NOT NULL AND actor_ip IN ({', '.join('?' * len(values))}))"
-        case Cidr(field, network):
+        case ast.Cidr(field, network):
             params.extend(_network_bounds(network))
             return "(actor_ip IS NOT NULL AND actor_ip BETWEEN ? AND ?)"
-        case Term(field, value):
+        case ast.Term(field, value):
             column, nullable = _sql_field(field)
             params.append(_sql_value(field, value))
             return f"{column} IS ?" if nullable else f"{column} = ?"
-        case AnyOf(field, values):
+        case ast.AnyOf(field, values):
             column, nullable = _sql_field(field)
             params.extend(_sql_value(field, v) for v in values)
             test = f"{column} IN ({', '.join('?' * len(values))})"
             return f"COALESCE({test}, 0)" if nullable else test
-        case Prefix(field, value):
+        case ast.Prefix(field, value):
             column, nullable = _sql_field(field)
             start = str(_sql_value(field, value))
             params.extend((len(start), start))
             return f"substr({column}, 1, ?) IS ?" if nullable else f"substr({column}, 1, ?) = ?"
-        case Exists(field):
+        case ast.Exists(field):
             return f"{_sql_field(field)[0]} IS NOT NULL"
-        case Range(field, op, value):
+        case ast.Range(field, op, value):
             column, nullable = _sql_field(field)
             params.append(_sql_value(field, value))
             # "IS NOT NULL AND" rather than COALESCE: two-valued either way, but SQLite can use an index on it.
             return f"({column} IS NOT NULL AND {column} {op} ?)" if nullable else f"{column} {op} ?"
-        case Not(item):
+        case ast.Not(item):
             return f"NOT ({_sql(item, params)})"
-        case And(items):
+        case ast.And(items):
             return "(" + " AND ".join(_sql(item, params) for item in items) + ")"
-        case Or(items):
+        case ast.Or(items):
             return "(" + " OR ".join(_sql(item, params) for item in items) + ")"
         case _:
             assert_never(node)
@@ -162,13 +143,13 @@ def ip_key(text: str | None) -> bytes | None:
     """The order OpenSearch gives `ip` values: the 16-byte IPv6 form, IPv4 mapped; None for no address."""
     if text is None:
         return None
-    value = ip_number(text)
+    value = ast.ip_number(text)
     return value.to_bytes(16, "big") if value is not None else None
 
 
 def _network_bounds(network: str) -> tuple[bytes, bytes]:
     """The first and last ip_key() of a network (the parser has normalized it)."""
-    found = ip_network_bits(network)
+    found = ast.ip_network_bits(network)
     assert found is not None, f"the parser hands only valid networks on: {network!r}"
     base, length = found
     return base.to_bytes(16, "big"), (base | ((1 << (128 - length)) - 1)).to_bytes(16, "big")
