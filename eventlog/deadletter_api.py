@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -11,19 +10,10 @@ from pydantic import BaseModel
 from eventlog.auth import Principal
 from eventlog.context import Context
 from eventlog.dependencies import context, principal
+from eventlog.journal import DeadLetter
 from eventlog.openapi import error_responses
 
 router = APIRouter(tags=["admin"])
-
-
-class DeadLetterOut(BaseModel):
-    id: int
-    sink: str
-    seq: int
-    event_id: str
-    tenant: str
-    reason: str
-    created_at: float
 
 
 class RedriveOut(BaseModel):
@@ -33,7 +23,7 @@ class RedriveOut(BaseModel):
 
 @router.get(
     "/v1/admin/deadletters",
-    response_model=list[DeadLetterOut],
+    response_model=list[DeadLetter],
     summary="Events a sink refused for good",
     responses=error_responses(400),
 )
@@ -41,8 +31,8 @@ async def list_dead_letters(
     _: Annotated[Principal, Depends(principal("admin", "eventlog.deadletters.list"))],
     ctx: Annotated[Context, Depends(context)],
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-) -> list[DeadLetterOut]:
-    return [DeadLetterOut(**asdict(letter)) for letter in ctx.journal.dead_letters(limit)]
+) -> list[DeadLetter]:
+    return ctx.journal.dead_letters(limit)
 
 
 @router.post(

@@ -271,12 +271,18 @@ class _Exchange:
         "ended",
         "request_id",
         "request_id_header",
+        "root_path",
         "start_headers",
+        "started",
         "status",
+        "wall",
         "whole_file",
     )
 
-    def __init__(self, receive: Receive, send: Send, request_id: str, add_header: bool) -> None:
+    def __init__(self, scope: Scope, receive: Receive, send: Send, request_id: str, add_header: bool) -> None:
+        self.started = time.perf_counter()
+        self.wall = time.time()
+        self.root_path: str = scope.get("root_path", "")  # the outer one: mounted apps change it on the way in
         self._receive = receive
         self._send = send
         self.request_id = request_id
@@ -461,9 +467,6 @@ class AuditMiddleware:
         if scope["type"] != "http" or scope["path"] in self._skip:
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        wall = time.time()
-        root_path: str = scope.get("root_path", "")
         state: dict[str, Any] = scope.setdefault("state", {})
         # An outer middleware that already named the request (eventlog's access log) owns the id and its header.
         request_id = state.get("request_id")
@@ -471,25 +474,17 @@ class AuditMiddleware:
         if owner:
             request_id = request_id_of(scope["headers"])
             state["request_id"] = request_id
-        exchange = _Exchange(receive, send, str(request_id), owner)
+        exchange = _Exchange(scope, receive, send, str(request_id), owner)
         try:
             await self.app(scope, exchange.receive, exchange.send)
         except BaseException as exc:  # cancellation and exception groups too: every call that ran is recorded
-            await self._record(scope, exchange, started, wall, root_path, exc)
+            await self._record(scope, exchange, exc)
             raise
-        await self._record(scope, exchange, started, wall, root_path, None)
+        await self._record(scope, exchange, None)
 
-    async def _record(
-        self,
-        scope: Scope,
-        exchange: _Exchange,
-        started: float,
-        wall: float,
-        root_path: str,
-        error: BaseException | None,
-    ) -> None:
+    async def _record(self, scope: Scope, exchange: _Exchange, error: BaseException | None) -> None:
         try:
-            event, tenant = self._event(scope, exchange, started, wall, root_path, error)
+            event, tenant = self._event(scope, exchange, error)
         except Exception:
             log.exception("audit event not built", extra={"path": scope.get("path"), "request_id": exchange.request_id})
             return
@@ -504,18 +499,12 @@ class AuditMiddleware:
             )
 
     def _event(
-        self,
-        scope: Scope,
-        exchange: _Exchange,
-        started: float,
-        wall: float,
-        root_path: str,
-        error: BaseException | None,
+        self, scope: Scope, exchange: _Exchange, error: BaseException | None
     ) -> tuple[EventIn | None, str | None]:
-        duration = (exchange.ended or time.perf_counter()) - started
+        duration = (exchange.ended or time.perf_counter()) - exchange.started
         answer = _answer(exchange, error)
         seen = self._read_headers(scope["headers"])
-        call = self._call(scope, exchange, root_path, answer.status, seen)
+        call = self._call(scope, exchange, answer.status, seen)
         action = self._action_of(call)
         if action is None:
             return None, None
@@ -527,7 +516,7 @@ class AuditMiddleware:
             EventIn,
             {
                 "id": None,
-                "time": datetime.fromtimestamp(wall, UTC),
+                "time": datetime.fromtimestamp(exchange.wall, UTC),
                 "action": action,
                 "outcome": "failure" if answer.failed else "success",
                 "actor": self._actor_of(call),
@@ -560,13 +549,13 @@ class AuditMiddleware:
                 recorded[key] = _clean(self._redact.header(key, value.decode("latin-1")), _MAX_HEADER_VALUE)
         return _Seen(user_agent, forwarded, x_forwarded_for, content_length, recorded)
 
-    def _call(self, scope: Scope, exchange: _Exchange, root_path: str, status: int, seen: _Seen) -> Call:
+    def _call(self, scope: Scope, exchange: _Exchange, status: int, seen: _Seen) -> Call:
         client = scope.get("client")
         return Call(
             scope=scope,
             method=scope["method"],
             path=scope["path"],
-            route=_route_template(scope, root_path),
+            route=_route_template(scope, exchange.root_path),
             status=status,
             request_id=exchange.request_id,
             client_ip=self._client(client[0] if client else None, seen.forwarded, seen.x_forwarded_for),

@@ -31,7 +31,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import IO, Any
+from typing import IO, Any, TypedDict
 
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -43,7 +43,7 @@ from ingest.cloudtrail.layout import Trail, discover_trails, list_new_files, loc
 from ingest.cloudtrail.logfile import LogFile, MalformedFile, content_sha256, iter_records
 from ingest.cloudtrail.mapping import Limits, SkipRecord, prepare
 
-__all__ = ["ImportStats", "import_cloudtrail", "import_cloudtrail_keys"]
+__all__ = ["ImportOptions", "ImportStats", "import_cloudtrail", "import_cloudtrail_keys"]
 
 BATCH_EVENTS = 1_000
 # Batches handed to the journal and not yet committed while the next ones are parsed: the writer's fsync
@@ -54,6 +54,20 @@ IN_FLIGHT_BATCHES = 3
 SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
 
 AppendFn = Callable[[str, list[Prepared]], Awaitable[list[Appended]]]  # Journal.append
+
+
+class ImportOptions(TypedDict):
+    """The keyword arguments a listed import and a notified one share (a poller passes the same to both)."""
+
+    bucket: str
+    prefix: str
+    append: AppendFn
+    checkpoints: CheckpointStore
+    tenants: Mapping[str, str]
+    limits: Limits
+    public_keys: Mapping[str, rsa.RSAPublicKey] | None
+    require_digest: bool
+    progress: Callable[[str], None]
 
 
 @dataclass

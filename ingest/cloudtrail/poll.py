@@ -29,7 +29,7 @@ from eventlog.metrics import Metrics
 from eventlog.settings import CloudTrailSettings
 from ingest.cloudtrail.checkpoints import CheckpointStore
 from ingest.cloudtrail.digest import load_public_keys
-from ingest.cloudtrail.importer import ImportStats, import_cloudtrail, import_cloudtrail_keys
+from ingest.cloudtrail.importer import ImportOptions, ImportStats, import_cloudtrail, import_cloudtrail_keys
 from ingest.cloudtrail.mapping import Limits
 from ingest.cloudtrail.metrics import CloudTrailMetrics
 from ingest.cloudtrail.sqs import MessageCounts, QueueConsumer, check_queue_url, sqs_client
@@ -325,44 +325,32 @@ class CloudTrailPoller:
         checkpoints = CheckpointStore(self._state_path)
 
         async def import_keys(keys: list[str]) -> None:
-            await import_cloudtrail_keys(
-                s3,
-                bucket=self.bucket,
-                prefix=self.prefix,
-                keys=keys,
-                append=self._append,
-                checkpoints=checkpoints,
-                tenants=self._settings.account_tenants,
-                limits=self._limits,
-                public_keys=self._public_keys,
-                require_digest=self._settings.require_digest,
-                progress=lambda line: log.debug(line),
-                stats=stats,
-            )
+            await import_cloudtrail_keys(s3, keys=keys, stats=stats, **self._import_options(checkpoints))
 
         try:
             return asyncio.run(consumer.handle(messages, import_keys, counts, stopping=lambda: self._stopping))
         finally:
             checkpoints.close()
 
+    def _import_options(self, checkpoints: CheckpointStore) -> ImportOptions:
+        """What a listed run and a notified batch share: where, into what, and under which rules."""
+        return ImportOptions(
+            bucket=self.bucket,
+            prefix=self.prefix,
+            append=self._append,
+            checkpoints=checkpoints,
+            tenants=self._settings.account_tenants,
+            limits=self._limits,
+            public_keys=self._public_keys,
+            require_digest=self._settings.require_digest,
+            progress=log.debug,
+        )
+
     def _import(self) -> ImportStats:
         """One run, in a worker thread: its own event loop; appends go to the service's journal writer."""
         s3 = self._s3_client()
         checkpoints = CheckpointStore(self._state_path)
         try:
-            return asyncio.run(
-                import_cloudtrail(
-                    s3,
-                    bucket=self.bucket,
-                    prefix=self.prefix,
-                    append=self._append,
-                    checkpoints=checkpoints,
-                    tenants=self._settings.account_tenants,
-                    limits=self._limits,
-                    public_keys=self._public_keys,
-                    require_digest=self._settings.require_digest,
-                    progress=lambda line: log.debug(line),
-                )
-            )
+            return asyncio.run(import_cloudtrail(s3, **self._import_options(checkpoints)))
         finally:
             checkpoints.close()

@@ -62,6 +62,7 @@ def _log_file(records: list[dict[str, Any]]) -> bytes:
 
 class Bucket:
     def __init__(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
         self.name = f"trail-{uuid.uuid4().hex[:12]}"
         self.s3 = boto3.client("s3", endpoint_url=endpoint_url, region_name="us-east-1")
         self.s3.create_bucket(Bucket=self.name)

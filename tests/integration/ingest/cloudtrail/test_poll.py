@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from eventlog.app.service import create_app
+from eventlog.settings import Settings
 from tests.app import Service, make_settings
 from tests.integration.ingest.cloudtrail.test_import import (
     ALPHA,
@@ -42,19 +43,24 @@ def _metric(text: str, name: str) -> float:
     return 0.0
 
 
+def _polling(tmp_path: Path, bucket: Bucket) -> Settings:
+    """A service that polls `bucket` every 0.2 s for the two accounts."""
+    return make_settings(
+        tmp_path / "data",
+        cloudtrail_bucket=bucket.name,
+        cloudtrail_prefix="audit",
+        cloudtrail_endpoint_url=bucket.endpoint_url,
+        cloudtrail_poll_interval_seconds=0.2,
+        cloudtrail_account_tenants={ALPHA: "alpha", BETA: "beta"},
+    )
+
+
 def test_service_polls_the_bucket_and_counts(s3_endpoint_url: str, tmp_path: Path) -> None:
     bucket = Bucket(s3_endpoint_url)
     console = _recent(_records("aws.initial-access.console-login-without-mfa.json"), ALPHA)
     bucket.put(_key(ALPHA, "us-east-1", "1500", "consolelogin0000"), _log_file(console))
     bucket.put(_key(ALPHA, "us-east-1", "1510", "badgzip000000000"), b"not gzip")
-    settings = make_settings(
-        tmp_path / "data",
-        cloudtrail_bucket=bucket.name,
-        cloudtrail_prefix="audit",
-        cloudtrail_endpoint_url=s3_endpoint_url,
-        cloudtrail_poll_interval_seconds=0.2,
-        cloudtrail_account_tenants={ALPHA: "alpha", BETA: "beta"},
-    )
+    settings = _polling(tmp_path, bucket)
     with TestClient(create_app(settings)) as client:
         service = Service(client, settings)
         headers = {"Authorization": f"Bearer {service.token('alpha')}"}
@@ -121,14 +127,7 @@ def test_records_naming_another_account_than_their_key_are_counted(s3_endpoint_u
     bucket = Bucket(s3_endpoint_url)
     console = _recent(_records("aws.initial-access.console-login-without-mfa.json"), BETA)
     bucket.put(_key(ALPHA, "us-east-1", "1500", "claimsbeta000000"), _log_file(console))
-    settings = make_settings(
-        tmp_path / "data",
-        cloudtrail_bucket=bucket.name,
-        cloudtrail_prefix="audit",
-        cloudtrail_endpoint_url=s3_endpoint_url,
-        cloudtrail_poll_interval_seconds=0.2,
-        cloudtrail_account_tenants={ALPHA: "alpha", BETA: "beta"},
-    )
+    settings = _polling(tmp_path, bucket)
     with TestClient(create_app(settings)) as client:
         name = 'eventlog_cloudtrail_skipped_total{reason="account_mismatch"}'
 
