@@ -8,7 +8,7 @@ node's holds.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -162,14 +162,4 @@ def hold_from_dict(data: dict[str, Any]) -> Hold:
 
 
 def released_hold(hold: Hold, released_by: str) -> Hold:
-    return Hold(
-        id=hold.id,
-        tenant=hold.tenant,
-        since=hold.since,
-        until=hold.until,
-        reason=hold.reason,
-        placed_at=hold.placed_at,
-        placed_by=hold.placed_by,
-        released_at=datetime.now(UTC),
-        released_by=released_by,
-    )
+    return replace(hold, released_at=datetime.now(UTC), released_by=released_by)

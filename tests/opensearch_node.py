@@ -97,7 +97,8 @@ def _tail(text: str, lines: int = 60) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _run_script(command: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+def run_script(command: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """`scripts/opensearch.sh <command>` with `env`, its output captured."""
     return subprocess.run(
         [shutil.which("bash") or "/bin/bash", str(SCRIPT), command],
         env=env,
@@ -132,9 +133,9 @@ def _start_with_script() -> tuple[str, Callable[[], None]]:
     for _ in range(PORT_ATTEMPTS):
         env = _script_env(run_dir, _free_port())
         try:
-            result = _run_script("start", env, SCRIPT_START_TIMEOUT_S)
+            result = run_script("start", env, SCRIPT_START_TIMEOUT_S)
         except subprocess.TimeoutExpired as exc:
-            _run_script("stop", env, SCRIPT_STOP_TIMEOUT_S)
+            run_script("stop", env, SCRIPT_STOP_TIMEOUT_S)
             raise RuntimeError(
                 f"{SCRIPT} start did not finish within {exc.timeout:.0f}s; "
                 f"logs are in {run_dir / 'logs'}. {INSTALL_HINT}"
@@ -161,7 +162,7 @@ def _start_with_script() -> tuple[str, Callable[[], None]]:
         if stopped:
             return
         stopped = True
-        outcome = _run_script("stop", stop_env, SCRIPT_STOP_TIMEOUT_S)
+        outcome = run_script("stop", stop_env, SCRIPT_STOP_TIMEOUT_S)
         if outcome.returncode != 0:
             raise RuntimeError(
                 f"{SCRIPT} stop failed (exit {outcome.returncode}); run dir {run_dir} kept.\n{_tail(outcome.stderr)}"

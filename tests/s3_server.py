@@ -22,6 +22,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
+from tests.processes import terminate
+
 __all__ = ["start_s3"]
 
 INSTALL_HINT = (
@@ -67,12 +69,7 @@ def start_s3() -> tuple[str, Callable[[], None]]:
     )
 
     def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, 10.0)
         log.close()
 
     deadline = time.monotonic() + START_TIMEOUT_S

@@ -32,7 +32,6 @@ import ipaddress
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -45,6 +44,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.processes import terminate
 
 __all__ = ["Receiver", "ReceiverKind", "ReceiverUnavailable", "TlsFiles", "make_tls_files", "start_receiver"]
 
@@ -341,14 +342,8 @@ class Receiver:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            terminate(process, STOP_TIMEOUT_S)
 
     def restart(self, *, right_host: bool = False) -> None:
         """Stop (SIGTERM, as `systemctl restart` does) and start again on the same ports.

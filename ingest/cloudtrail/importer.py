@@ -31,7 +31,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import IO, Any, TypedDict
+from typing import IO, Any, NotRequired, TypedDict, Unpack
 
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -57,7 +57,7 @@ AppendFn = Callable[[str, list[Prepared]], Awaitable[list[Appended]]]  # Journal
 
 
 class ImportOptions(TypedDict):
-    """The keyword arguments a listed import and a notified one share (a poller passes the same to both)."""
+    """Where to read, where to append and under which rules: what a listed import and a notified one share."""
 
     bucket: str
     prefix: str
@@ -65,9 +65,9 @@ class ImportOptions(TypedDict):
     checkpoints: CheckpointStore
     tenants: Mapping[str, str]
     limits: Limits
-    public_keys: Mapping[str, rsa.RSAPublicKey] | None
-    require_digest: bool
-    progress: Callable[[str], None]
+    public_keys: NotRequired[Mapping[str, rsa.RSAPublicKey] | None]
+    require_digest: NotRequired[bool]
+    progress: NotRequired[Callable[[str], None]]
 
 
 @dataclass
@@ -185,10 +185,10 @@ class _Import:
     limits: Limits
     since: date | None
     reread: bool
-    public_keys: Mapping[str, rsa.RSAPublicKey] | None
-    require_digest: bool
-    progress: Callable[[str], None]
     now: Callable[[], datetime]
+    public_keys: Mapping[str, rsa.RSAPublicKey] | None = None
+    require_digest: bool = False
+    progress: Callable[[str], None] = lambda _: None
     stats: ImportStats = field(default_factory=ImportStats)
     _pipeline: _Pipeline = field(init=False)
     _unsettled: deque[_Read] = field(default_factory=deque)
@@ -476,18 +476,10 @@ class _Import:
 async def import_cloudtrail(
     s3: S3Client,
     *,
-    bucket: str,
-    prefix: str,
-    append: AppendFn,
-    checkpoints: CheckpointStore,
-    tenants: Mapping[str, str],
-    limits: Limits,
     since: date | None = None,
     reread: bool = False,
-    public_keys: Mapping[str, rsa.RSAPublicKey] | None = None,
-    require_digest: bool = False,
-    progress: Callable[[str], None] = lambda _: None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    **options: Unpack[ImportOptions],
 ) -> ImportStats:
     """Read every new log file under bucket/prefix and append its events; returns the counts.
 
@@ -496,39 +488,17 @@ async def import_cloudtrail(
     With `public_keys` (fingerprint -> key, see cloudtrail_digest.load_public_keys) digest files are checked
     and log files compared with them; `require_digest` imports only log files a valid digest lists.
     """
-    run = _Import(
-        s3=s3,
-        bucket=bucket,
-        prefix=prefix,
-        append=append,
-        checkpoints=checkpoints,
-        tenants=tenants,
-        limits=limits,
-        since=since,
-        reread=reread,
-        public_keys=public_keys,
-        require_digest=require_digest,
-        progress=progress,
-        now=now,
-    )
+    run = _Import(s3, since=since, reread=reread, now=now, **options)
     return await run.run()
 
 
 async def import_cloudtrail_keys(
     s3: S3Client,
     *,
-    bucket: str,
-    prefix: str,
     keys: Iterable[str],
-    append: AppendFn,
-    checkpoints: CheckpointStore,
-    tenants: Mapping[str, str],
-    limits: Limits,
-    public_keys: Mapping[str, rsa.RSAPublicKey] | None = None,
-    require_digest: bool = False,
-    progress: Callable[[str], None] = lambda _: None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     stats: ImportStats | None = None,
+    **options: Unpack[ImportOptions],
 ) -> ImportStats:
     """Import the files `keys` name (from S3 event notifications) as `import_cloudtrail` imports listed ones.
 
@@ -539,20 +509,5 @@ async def import_cloudtrail_keys(
     to `stats` when given (one object across several calls). S3 and journal errors propagate; the files whose
     events are durable by then stay read.
     """
-    run = _Import(
-        s3=s3,
-        bucket=bucket,
-        prefix=prefix,
-        append=append,
-        checkpoints=checkpoints,
-        tenants=tenants,
-        limits=limits,
-        since=None,
-        reread=False,
-        public_keys=public_keys,
-        require_digest=require_digest,
-        progress=progress,
-        now=now,
-        stats=ImportStats() if stats is None else stats,
-    )
+    run = _Import(s3, since=None, reread=False, now=now, stats=stats or ImportStats(), **options)
     return await run.run(list(keys))

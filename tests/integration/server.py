@@ -34,6 +34,8 @@ from typing import Self
 
 import httpx
 
+from tests.processes import reap, terminate
+
 __all__ = ["CLEAN_EXIT_CODES", "ServerError", "ServerProcess", "eventlog_command", "free_port"]
 
 STARTUP_TIMEOUT_S = 20.0
@@ -78,13 +80,6 @@ def _clean_env(extra: Mapping[str, str] | None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return env
-
-
-def _reap(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL and wait, ignoring a process that is already gone."""
-    if process.poll() is None:
-        process.kill()
-    process.wait()
 
 
 class ServerProcess:
@@ -152,7 +147,7 @@ class ServerProcess:
             except _PortTaken:
                 continue
             except BaseException:
-                _reap(process)
+                reap(process)
                 raise
             self._process, self._port = process, port
             self.starts += 1
@@ -206,7 +201,7 @@ class ServerProcess:
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline:
-                    _reap(process)
+                    reap(process)
                     raise ServerError(
                         f"eventlog serve (pid {process.pid}) did not answer {url} within "
                         f"{self.startup_timeout:g} s; log {self.log_path} ends with:\n"
@@ -220,24 +215,19 @@ class ServerProcess:
         Raises ServerError (after a SIGKILL) when it does not exit within `timeout`.
         """
         process = self._require()
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                _reap(process)
-                self.last_exit_code = process.returncode
-                raise ServerError(
-                    f"eventlog serve (pid {process.pid}) ignored SIGTERM for {timeout:.0f} s and was killed; "
-                    f"log {self.log_path} ends with:\n{self.log_tail()}"
-                ) from None
+        if not terminate(process, timeout):
+            self.last_exit_code = process.returncode
+            raise ServerError(
+                f"eventlog serve (pid {process.pid}) ignored SIGTERM for {timeout:.0f} s and was killed; "
+                f"log {self.log_path} ends with:\n{self.log_tail()}"
+            ) from None
         self.last_exit_code = process.returncode
         return process.returncode
 
     def kill(self) -> int:
         """SIGKILL (a crash: no shutdown code runs) and wait; returns the exit code (-9)."""
         process = self._require()
-        _reap(process)
+        reap(process)
         self.last_exit_code = process.returncode
         return process.returncode
 
@@ -246,11 +236,7 @@ class ServerProcess:
         process = self._process
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10.0)
-        except subprocess.TimeoutExpired:
-            _reap(process)
+        terminate(process, 10.0)
         self.last_exit_code = process.returncode
 
     def __enter__(self) -> Self:

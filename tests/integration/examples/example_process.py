@@ -11,7 +11,6 @@ Its output goes to ``<workdir>/example.log`` (appended across starts).
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Self
 import httpx
 
 from tests.integration.server import free_port
+from tests.processes import terminate
 
 REPO = Path(__file__).resolve().parents[3]
 APP = "examples.storage_api.app:create_app"
@@ -108,25 +108,14 @@ class ExampleProcess:
         process = self._process
         if process is None:
             raise ExampleError("the example is not started")
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                raise ExampleError(f"the example ignored SIGTERM for {STOP_TIMEOUT_S} s:\n{self.log_tail()}") from None
+        if not terminate(process, STOP_TIMEOUT_S):
+            raise ExampleError(f"the example ignored SIGTERM for {STOP_TIMEOUT_S} s:\n{self.log_tail()}")
         return process.returncode
 
     def close(self) -> None:
         process = self._process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10.0)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            terminate(process, 10.0)
 
     def log_text(self) -> str:
         try:

@@ -7,6 +7,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+import httpx2
 import pytest
 
 from eventlog.tokens import PREFIX, TokenStore, parse_scopes
@@ -424,6 +425,15 @@ def test_tenants_never_see_each_other(any_service: Service) -> None:
     assert [e["uuid"] for e in _list(service, acme, component="c")] == [created["uuid"]]
 
 
+def _first_error(answer: httpx2.Response, status: int, error: str) -> dict[str, Any]:
+    """The first item of a Keboola-dialect validation error, after checking its status and codes."""
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert (body["error"], body["code"], body["status"]) == (error, "validation.failed", "error")
+    first: dict[str, Any] = body["errors"][0]
+    return first
+
+
 @pytest.mark.parametrize(
     ("body", "pointer"),
     [
@@ -469,10 +479,7 @@ def test_invalid_events_are_422_with_a_pointer(any_service: Service, body: Any, 
     service = any_service
     token = service.token("acme")
     answer = service.client.post(EVENTS, json=body, headers=kbc(token))
-    assert answer.status_code == 422, answer.text
-    error = answer.json()
-    assert (error["error"], error["code"], error["status"]) == ("invalid_event", "validation.failed", "error")
-    assert error["errors"][0]["pointer"] == pointer
+    assert _first_error(answer, 422, "invalid_event")["pointer"] == pointer
     service.settle()
     assert _list(service, token, **API) == []
 
@@ -515,10 +522,7 @@ def test_bad_list_parameters_are_400(any_service: Service, params: dict[str, Any
     service = any_service
     token = service.token("acme")
     answer = service.client.get(EVENTS, params=params, headers=kbc(token))
-    assert answer.status_code == 400, answer.text
-    body = answer.json()
-    assert (body["error"], body["code"], body["status"]) == ("invalid_parameters", "validation.failed", "error")
-    assert body["errors"][0]["parameter"] == parameter
+    assert _first_error(answer, 400, "invalid_parameters")["parameter"] == parameter
 
 
 def test_largest_window_and_limit_are_allowed(any_service: Service) -> None:

@@ -48,6 +48,7 @@ import httpx
 import pytest
 
 from tests.integration.server import ServerProcess
+from tests.opensearch_node import run_script
 
 pytestmark = [pytest.mark.opensearch, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -97,15 +98,7 @@ class Node:
         env.pop("OPENSEARCH_URL", None)  # always a node of our own, never a shared cluster
         env["OPENSEARCH_PORT"] = str(self.port)
         env["EVENTLOG_RUN_DIR"] = str(self.run_dir)
-        return subprocess.run(
-            ["bash", str(SCRIPT), command],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
+        return run_script(command, env, timeout)
 
     def start(self) -> None:
         """Start (or start again, on the same data and port) and return once the cluster is yellow."""
