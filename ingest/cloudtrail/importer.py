@@ -322,13 +322,8 @@ class _Import:
         """Compare a file read before its digest came with the hash that digest gives."""
         status, actual = self.checkpoints.file(self.bucket, key) or ("ok", None)
         if actual is None:  # not gzip, or read before hashes were kept: hash it now
-            try:
-                body = self._get(key)
-            except ClientError as exc:
-                if not _no_such_key(exc):
-                    raise
-                self._fail(IntegrityFailure("log_missing", key, "a digest file lists it but it is not in the bucket"))
-                self.checkpoints.digests.settle(self.bucket, key, "missing")
+            body = self._get_listed(key)
+            if body is None:
                 return
             try:
                 actual = content_sha256(body)
@@ -356,6 +351,17 @@ class _Import:
         body: IO[bytes] = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
         return body
 
+    def _get_listed(self, key: str) -> IO[bytes] | None:
+        """The body of a log file a digest lists; None (reported, settled as missing) when the bucket lacks it."""
+        try:
+            return self._get(key)
+        except ClientError as exc:
+            if not _no_such_key(exc):
+                raise
+        self._fail(IntegrityFailure("log_missing", key, "a digest file lists it but it is not in the bucket"))
+        self.checkpoints.digests.settle(self.bucket, key, "missing")
+        return None
+
     def _verified_copy(self, trail: Trail, key: str, expected: str) -> IO[bytes] | None:
         """A copy of the log file if its hash is `expected`; None (reported) if it differs or is missing.
 
@@ -364,13 +370,8 @@ class _Import:
         is computed, and parsed from that copy only if it matches. One GET, bounded memory, and what is parsed
         is exactly what was hashed.
         """
-        try:
-            body = self._get(key)
-        except ClientError as exc:
-            if not _no_such_key(exc):
-                raise
-            self._fail(IntegrityFailure("log_missing", key, "a digest file lists it but it is not in the bucket"))
-            self.checkpoints.digests.settle(self.bucket, key, "missing")
+        body = self._get_listed(key)
+        if body is None:
             return None
         spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115 - returned
         try:

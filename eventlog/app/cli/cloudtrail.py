@@ -8,7 +8,7 @@ import sys
 
 import orjson
 
-from eventlog.app.cli.options import Commands, data_dir_option, settings_from
+from eventlog.app.cli.options import Commands, command_group, data_dir_option, settings_from
 from eventlog.datadir import lock_data_dir
 
 
@@ -96,10 +96,12 @@ def _cloudtrail_import(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Commands) -> None:
     """Add the cloudtrail command to the `eventlog` parser."""
-    cloudtrail = commands.add_parser(
-        "cloudtrail", help="import AWS CloudTrail log files from S3", description="Import AWS CloudTrail log files."
+    cloudtrail_commands = command_group(
+        commands,
+        "cloudtrail",
+        help="import AWS CloudTrail log files from S3",
+        description="Import AWS CloudTrail log files.",
     )
-    cloudtrail_commands = cloudtrail.add_subparsers(dest="cloudtrail_command", required=True, metavar="ACTION")
     ct_import = cloudtrail_commands.add_parser(
         "import",
         help="read new CloudTrail log files under a bucket/prefix into the journal",

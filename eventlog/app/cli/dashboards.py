@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from eventlog.app.cli.options import Commands
+from eventlog.app.cli.options import Commands, command_group
 from eventlog.settings import Settings
 
 
@@ -59,10 +59,12 @@ def _dashboards_import(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Commands) -> None:
     """Add the dashboards command to the `eventlog` parser."""
-    dashboards = commands.add_parser(
-        "dashboards", help="OpenSearch Dashboards saved objects", description="OpenSearch Dashboards saved objects."
+    dashboards_commands = command_group(
+        commands,
+        "dashboards",
+        help="OpenSearch Dashboards saved objects",
+        description="OpenSearch Dashboards saved objects.",
     )
-    dashboards_commands = dashboards.add_subparsers(dest="dashboards_command", required=True, metavar="ACTION")
     ds_import = dashboards_commands.add_parser(
         "import",
         help="load eventlog's index pattern, searches, visualizations and dashboard into Dashboards",

@@ -12,6 +12,12 @@ from eventlog.settings import Settings
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
+def command_group(commands: Commands, name: str, *, help: str, description: str) -> Commands:
+    """`eventlog <name> ACTION ...`: the group's parser, to which its actions are added."""
+    group = commands.add_parser(name, help=help, description=description)
+    return group.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
+
+
 def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
     """Settings from the environment, with the command's options (those given) on top."""
     values = {k: v for k, v in overrides.items() if v is not None}

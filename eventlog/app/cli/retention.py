@@ -7,7 +7,7 @@ import sys
 
 import orjson
 
-from eventlog.app.cli.options import Commands, data_dir_option, settings_from
+from eventlog.app.cli.options import Commands, command_group, data_dir_option, settings_from
 from eventlog.datadir import lock_data_dir
 
 
@@ -121,10 +121,9 @@ def _archive_restore(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Commands) -> None:
     """Add the retention, archive commands to the `eventlog` parser."""
-    retention = commands.add_parser(
-        "retention", help="expire events past retention", description="Expire events past retention."
+    retention_commands = command_group(
+        commands, "retention", help="expire events past retention", description="Expire events past retention."
     )
-    retention_commands = retention.add_subparsers(dest="retention_command", required=True, metavar="ACTION")
     run = retention_commands.add_parser(
         "run",
         help="archive and remove what is past retention now",
@@ -139,10 +138,9 @@ def add_commands(commands: Commands) -> None:
     data_dir_option(run)
     run.set_defaults(run=_retention_run)
 
-    archive = commands.add_parser(
-        "archive", help="read back archived days", description="Work with the S3 archive of expired events."
+    archive_commands = command_group(
+        commands, "archive", help="read back archived days", description="Work with the S3 archive of expired events."
     )
-    archive_commands = archive.add_subparsers(dest="archive_command", required=True, metavar="ACTION")
     restore = archive_commands.add_parser(
         "restore",
         help="load an archived day of a tenant back into the search store",

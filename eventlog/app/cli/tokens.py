@@ -8,7 +8,7 @@ from contextlib import closing
 
 import orjson
 
-from eventlog.app.cli.options import Commands, data_dir_option, settings_from
+from eventlog.app.cli.options import Commands, command_group, data_dir_option, settings_from
 from eventlog.tokens import TokenStore, parse_scopes
 
 
@@ -54,8 +54,9 @@ def _tokens_revoke(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Commands) -> None:
     """Add the tokens command to the `eventlog` parser."""
-    tokens = commands.add_parser("tokens", help="create, list and revoke API tokens", description="Manage API tokens.")
-    token_commands = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    token_commands = command_group(
+        commands, "tokens", help="create, list and revoke API tokens", description="Manage API tokens."
+    )
     create = token_commands.add_parser(
         "create", help="create a token and print its secret once", description="Create a token; prints the secret once."
     )

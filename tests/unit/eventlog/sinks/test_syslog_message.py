@@ -82,48 +82,28 @@ JSON_CASES: list[tuple[str, dict[str, Any], str]] = [
     (
         "quotes, backslash and bracket are escaped",
         _event(tenant='a"b\\c]d'),
-        f"<134>{HEAD} storage.tables.create "
-        + _sd(
-            tenant='a\\"b\\\\c\\]d',
-            actor="u-42",
-            ip="10.0.0.7",
-        ),
+        f"<134>{HEAD} storage.tables.create " + _sd(tenant='a\\"b\\\\c\\]d', actor="u-42", ip="10.0.0.7"),
     ),
     (
         "a fake SD element stays inside the value",
         _event(actor={"id": 'x"] [fake@1 admin="yes'}),
-        f"<134>{HEAD} storage.tables.create "
-        + _sd(
-            actor='x\\"\\] [fake@1 admin=\\"yes',
-        ),
+        f"<134>{HEAD} storage.tables.create " + _sd(actor='x\\"\\] [fake@1 admin=\\"yes'),
     ),
     (
         "control characters become JSON-style escapes",
         _event(actor={"id": "a\nb\rc\td\x00e\x7ff\u2028g\x85"}),
-        f"<134>{HEAD} storage.tables.create "
-        + _sd(
-            actor="a\\nb\\rc\\td\\u0000e\\u007ff\\u2028g\\u0085",
-        ),
+        f"<134>{HEAD} storage.tables.create " + _sd(actor="a\\nb\\rc\\td\\u0000e\\u007ff\\u2028g\\u0085"),
     ),
     (
         "unicode is kept as UTF-8",
         _event(tenant="Zürich 東京", actor={"id": "José", "ip": "2001:db8::1"}),
-        f"<134>{HEAD} storage.tables.create "
-        + _sd(
-            tenant="Zürich 東京",
-            actor="José",
-            ip="2001:db8::1",
-        ),
+        f"<134>{HEAD} storage.tables.create " + _sd(tenant="Zürich 東京", actor="José", ip="2001:db8::1"),
     ),
     (
         "MSGID: printable ASCII only, at most 32",
         _event(action="ação de teste.with.a.very.long.dotted.name"),
         f"<134>{HEAD} a__o_de_teste.with.a.very.long.d "
-        + _sd(
-            action="ação de teste.with.a.very.long.dotted.name",
-            actor="u-42",
-            ip="10.0.0.7",
-        ),
+        + _sd(action="ação de teste.with.a.very.long.dotted.name", actor="u-42", ip="10.0.0.7"),
     ),
     (
         "a time with an offset is written in UTC",
