@@ -78,15 +78,16 @@ class Retention:
         journal: Journal | None,
         sinks: Sequence[str],
         operator_tenant: str,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """`clock` is the run's notion of now, the wall clock unless given (tests move it forward)."""
         self._store = store
         self._policy = policy
         self._archive = archive
         self._journal = journal
         self._sinks = tuple(sinks)
         self._operator = operator_tenant
-        self._clock = clock
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     async def run(self, *, dry_run: bool = False, shared: bool = True) -> Report:
         """`shared=False` expires only this node's journal: the search store is the lock holder's job."""

@@ -135,7 +135,7 @@ def retention_parts(
         journal=journal,
         sinks=sinks,
         operator_tenant=settings.bootstrap_tenant,
-        **({"clock": clock} if clock is not None else {}),
+        clock=clock,
     )
     return retention, holds, lock
 

@@ -152,7 +152,10 @@ async def load_then_kill(
     modes: Sequence[IdMode],
     rng: random.Random,
 ) -> Ledger:
-    """Concurrent ingest with think time, then a burst without it, then SIGKILL while requests are in flight."""
+    """Concurrent ingest with think time, then a burst without it, then SIGKILL while requests are in flight.
+
+    Every answer before the kill must be a 201 with its receipts: anything else fails the test here.
+    """
     ledger = Ledger()
     numbers = itertools.count()
     burst = asyncio.Event()
@@ -198,6 +201,7 @@ async def load_then_kill(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    assert not ledger.unexpected, f"{len(ledger.unexpected)} unexpected answers: {ledger.unexpected[:5]}"
     return ledger
 
 
@@ -297,7 +301,6 @@ async def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
             modes=("none", "none", "all", "mixed"),
             rng=rng,
         )
-        assert not ledger.unexpected, f"{len(ledger.unexpected)} unexpected answers: {ledger.unexpected[:5]}"
         assert ledger.in_flight_at_kill > 0, f"nothing was in flight at the kill: {describe(ledger)}"
         assert ledger.events() > 0, describe(ledger)
         acked = ledger.receipts()
@@ -415,7 +418,6 @@ async def test_client_id_retry_after_sigkill_is_a_duplicate(tmp_path: Path) -> N
         ledger = await load_then_kill(
             server, secret, workers=8, calm_seconds=0.8, burst_seconds=0.1, modes=("all",), rng=rng
         )
-        assert not ledger.unexpected, f"{len(ledger.unexpected)} unexpected answers: {ledger.unexpected[:5]}"
         assert ledger.acked, describe(ledger)
         server.start()
 
