@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CollectorRegistry, Counter
 
 from eventlog.tenant import tenant_problem
-from eventlog.tokens import Token, TokenStore
+from eventlog.tokens import Token, TokenStore, TokenStoreUnavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,7 @@ class Principal:
     token_id: str
     tenant: str
     scopes: frozenset[str]
+    token_name: str = ""
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
@@ -66,6 +69,26 @@ def client_network(address: str) -> str:
     return str(ip)
 
 
+def retry_after_seconds(times: Sequence[float], limit: int, window_seconds: float, now: float) -> int | None:
+    """Seconds until a network with these failure times (oldest first) is under `limit` again; None if it is."""
+    recent = [t for t in times if t > now - window_seconds]
+    if len(recent) < limit:
+        return None
+    return max(1, int(recent[-limit] + window_seconds - now + 0.999))
+
+
+class FailureCounter(Protocol):
+    """Failed authentications per client network within a window: this node's, or the cluster's."""
+
+    def retry_after(self, address: str) -> int | None:
+        """Seconds until `address`'s network may fail again, or None when it is not over the limit."""
+        ...
+
+    def fail(self, address: str) -> bool:
+        """Count one failure; True when the network was over the limit already before it."""
+        ...
+
+
 class FailureLimiter:
     """Counts failed authentications per client network in a sliding window, for at most `max_networks`.
 
@@ -85,7 +108,7 @@ class FailureLimiter:
         self._max = max_networks
         self._clock = clock
         # By network, in the order of their last failure (oldest first); the limit-th newest failure is
-        # all `retry_after` needs, so each keeps no more than `limit` times.
+        # all `retry_after` needs, and one more tells whether the limit was reached before a failure.
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -94,7 +117,7 @@ class FailureLimiter:
     def _recent(self, network: str) -> deque[float]:
         failures = self._failures.get(network)
         if failures is None:
-            return deque(maxlen=self._limit)
+            return deque(maxlen=self._limit + 1)
         cutoff = self._clock() - self._window
         while failures and failures[0] <= cutoff:
             failures.popleft()
@@ -103,15 +126,12 @@ class FailureLimiter:
         return failures
 
     def retry_after(self, address: str) -> int | None:
-        """Seconds until `address`'s network may fail again, or None when it is not over the limit."""
-        failures = self._recent(client_network(address))
-        if len(failures) < self._limit:
-            return None
-        return max(1, int(failures[-self._limit] + self._window - self._clock() + 0.999))
+        return retry_after_seconds(self._recent(client_network(address)), self._limit, self._window, self._clock())
 
-    def fail(self, address: str) -> None:
+    def fail(self, address: str) -> bool:
         network = client_network(address)
         failures = self._recent(network)
+        over = len(failures) >= self._limit
         failures.append(self._clock())
         self._failures[network] = failures
         self._failures.move_to_end(network)
@@ -121,6 +141,7 @@ class FailureLimiter:
             if len(self._failures) <= self._max and times[-1] > cutoff:
                 break
             del self._failures[oldest]
+        return over
 
 
 _WWW = {"WWW-Authenticate": 'Bearer realm="eventlog"'}
@@ -134,18 +155,39 @@ class Authenticator:
     is then refused with 429 before it is looked up.
     """
 
-    def __init__(self, tokens: TokenStore, limiter: FailureLimiter) -> None:
+    def __init__(self, tokens: TokenStore, limiter: FailureCounter) -> None:
         self._tokens = tokens
         self._limiter = limiter
+        # A cluster's stores answer over the network: checked in a worker thread, off the event loop.
+        self._offload = tokens.remote
 
-    def authenticate(self, authorization: str | None, address: str) -> Principal:
+    async def authenticate(self, authorization: str | None, address: str) -> Principal:
+        if self._offload:
+            return await asyncio.to_thread(self.check, authorization, address)
+        return self.check(authorization, address)
+
+    def check(self, authorization: str | None, address: str) -> Principal:
+        """`authenticate`, blocking: the store's lookups run in the calling thread."""
+        try:
+            return self._check(authorization, address)
+        except TokenStoreUnavailable as exc:
+            raise AuthError(
+                503,
+                "auth_unavailable",
+                f"tokens cannot be checked right now: {exc}; nothing was done, retry",
+                {"Retry-After": "1"},
+            ) from None
+
+    def _check(self, authorization: str | None, address: str) -> Principal:
         scheme, _, rest = (authorization or "").partition(" ")
         credential = rest.strip() if scheme.lower() == "bearer" else ""
         retry = self._limiter.retry_after(address)
         if retry is not None and not (credential and self._tokens.known(credential)):
+            self._limiter.fail(address)
             raise self._refused(address)
         if not authorization:
-            self._limiter.fail(address)
+            if self._limiter.fail(address):
+                raise self._refused(address)
             raise AuthError(
                 401,
                 "missing_token",
@@ -154,24 +196,23 @@ class Authenticator:
             )
         token: Token | None = self._tokens.authenticate(credential) if credential else None
         if token is None:
-            if retry is not None:
+            # Another node's failures may not have been seen yet: the count this one adds to decides.
+            if self._limiter.fail(address) or retry is not None:
                 raise self._refused(address)
-            self._limiter.fail(address)
             raise AuthError(
                 401,
                 "invalid_token",
                 "the bearer token is unknown, revoked or expired; ask an admin for a new one",
                 _WWW,
             )
-        return Principal(token.id, token.tenant, token.scopes)
+        return Principal(token.id, token.tenant, token.scopes, token.name)
 
     def still_valid(self, principal: Principal) -> bool:
         """Whether the token `principal` authenticated with is still live (a query: call it off the loop)."""
         return self._tokens.is_live(principal.token_id)
 
     def _refused(self, address: str) -> AuthError:
-        """The 429 of a failing credential over the limit; it counts too, so that guessing on keeps the block."""
-        self._limiter.fail(address)
+        """The 429 of a failing credential over the limit (counted by the caller: guessing on keeps the block)."""
         retry = self._limiter.retry_after(address) or 1
         return AuthError(
             429,

@@ -67,7 +67,7 @@ def principal(
         credential = request.headers.get(header)
         if bare and credential:
             credential = f"Bearer {credential}"
-        caller = ctx.auth.authenticate(credential, client_ip(request))
+        caller = await ctx.auth.authenticate(credential, client_ip(request))
         request.state.principal = caller
         require_scope(caller, scope)
         return caller

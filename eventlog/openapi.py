@@ -64,10 +64,14 @@ _MEANING: dict[int, str] = {
     415: "The body's media type is not accepted.",
     422: "The body is well formed but invalid; nothing was stored.",
     429: "Too many failed authentications from this address; wait `Retry-After` seconds.",
-    503: "The journal cannot commit; nothing was stored, retry after `Retry-After` seconds.",
+    503: (
+        "The node cannot do it now (the journal cannot commit, or a cluster's shared state in OpenSearch does not"
+        " answer); nothing was stored, retry after `Retry-After` seconds."
+    ),
 }
 _HEADERS: dict[int, dict[str, Any]] = {401: _WWW_AUTHENTICATE, 429: _RETRY_AFTER, 503: _RETRY_AFTER}
-AUTH_STATUSES = (401, 403, 429)
+# With OpenSearch as the store, tokens are checked against the cluster's index: it may not answer (503).
+AUTH_STATUSES = (401, 403, 429, 503)
 """What authentication and scopes can answer on every route that takes a token."""
 
 

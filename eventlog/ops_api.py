@@ -46,12 +46,12 @@ def _sinks(ctx: Context, *, detail: bool) -> dict[str, Any]:
     return sinks
 
 
-def _admin(request: Request, ctx: Context) -> bool:
+async def _admin(request: Request, ctx: Context) -> bool:
     """Whether the caller asks for the detail: no credential, no; an admin token, yes; any other, refused."""
     credential = request.headers.get("authorization")
     if credential is None:
         return False
-    caller = ctx.auth.authenticate(credential, client_ip(request))
+    caller = await ctx.auth.authenticate(credential, client_ip(request))
     if not caller.has("admin"):
         raise AuthError(
             403,
@@ -77,7 +77,7 @@ def _admin(request: Request, ctx: Context) -> bool:
     ),
 )
 async def readyz(request: Request, ctx: Annotated[Context, Depends(context)]) -> Response:
-    detail = _admin(request, ctx)
+    detail = await _admin(request, ctx)
     ready = ctx.journal.healthy
     journal: dict[str, Any] = {"writable": ready}
     if detail:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,9 +15,22 @@ from eventlog.dependencies import context, principal
 from eventlog.errors import ApiError
 from eventlog.openapi import error_responses
 from eventlog.tenant import TenantName
-from eventlog.tokens import MAX_NAME_CHARS, SCOPES, TokenError, parse_scopes
+from eventlog.tokens import MAX_NAME_CHARS, SCOPES, TokenError, TokenStoreUnavailable, parse_scopes
 
 router = APIRouter(tags=["tokens"])
+
+T = TypeVar("T")
+_UNAVAILABLE = {503: "The shared token store (OpenSearch) did not answer; nothing was changed."}
+
+
+async def _stored(call: Callable[[], T]) -> T:
+    """A token store call off the event loop (a cluster's store answers over the network)."""
+    try:
+        return await asyncio.to_thread(call)
+    except TokenStoreUnavailable as exc:
+        raise ApiError(
+            503, "token_store_unavailable", f"{exc}; nothing was changed, retry", headers={"Retry-After": "1"}
+        ) from None
 
 
 class TokenRequest(BaseModel):
@@ -60,11 +75,9 @@ async def create_token(
     ctx: Annotated[Context, Depends(context)],
 ) -> dict[str, object]:
     try:
-        issued = ctx.tokens.create(
-            tenant=body.tenant,
-            scopes=parse_scopes(",".join(body.scopes)),
-            name=body.name,
-            expires_days=body.expires_days,
+        scopes = parse_scopes(",".join(body.scopes))
+        issued = await _stored(
+            lambda: ctx.tokens.create(tenant=body.tenant, scopes=scopes, name=body.name, expires_days=body.expires_days)
         )
     except TokenError as exc:
         raise ApiError(422, "invalid_token_request", str(exc)) from None
@@ -82,7 +95,7 @@ async def list_tokens(
     _: Annotated[Principal, Depends(principal("admin", "eventlog.tokens.list"))],
     ctx: Annotated[Context, Depends(context)],
 ) -> list[dict[str, object]]:
-    return [t.as_dict() for t in ctx.tokens.list()]
+    return [t.as_dict() for t in await _stored(ctx.tokens.list)]
 
 
 @router.delete(
@@ -99,6 +112,6 @@ async def revoke_token(
 ) -> dict[str, object]:
     request.state.audit_target = {"type": "token", "id": token_id}
     try:
-        return ctx.tokens.revoke(token_id).as_dict()
+        return (await _stored(lambda: ctx.tokens.revoke(token_id))).as_dict()
     except TokenError as exc:
         raise ApiError(404, "token_not_found", str(exc)) from None

@@ -1,4 +1,9 @@
-"""API tokens: random secrets shown once, stored only as SHA-256 hashes."""
+"""API tokens: random secrets shown once, stored only as SHA-256 hashes.
+
+`TokenStore` is what the service needs of a token store; `SqliteTokenStore` (one node, `tokens.db`)
+is here, the cluster's store is `search/opensearch/tokens.py`. Both issue and check tokens with the
+functions of this module, so a token means the same on either.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from eventlog.model import format_time, parse_time
 from eventlog.tenant import tenant_problem
@@ -34,6 +40,10 @@ CREATE TABLE IF NOT EXISTS tokens (
 
 class TokenError(ValueError):
     """A token request that cannot be honoured; the message says why."""
+
+
+class TokenStoreUnavailable(RuntimeError):
+    """The shared token store could not be reached: nothing was stored, nothing can be checked; retry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +90,12 @@ def parse_scopes(text: str) -> frozenset[str]:
     return scopes
 
 
-def _digest(secret: str) -> bytes:
+def digest(secret: str) -> bytes:
+    """What is stored of a secret."""
     return hashlib.sha256(secret.encode()).digest()
 
 
-def _split(bearer: str) -> tuple[str, str] | None:
+def split_bearer(bearer: str) -> tuple[str, str] | None:
     """The (id, secret) of a well-formed `evl_<id>_<secret>`, else None."""
     if not bearer.startswith(PREFIX):
         return None
@@ -98,7 +109,81 @@ def _split(bearer: str) -> tuple[str, str] | None:
 _DUMMY_DIGEST = b"\0" * 32
 
 
-class TokenStore:
+def matches(secret: str, stored: bytes | None) -> bool:
+    """Whether `secret` is the one `stored` is the digest of; constant-time, also when nothing is stored."""
+    return hmac.compare_digest(digest(secret), stored or _DUMMY_DIGEST) and stored is not None
+
+
+def issue(
+    *, tenant: str, scopes: frozenset[str], name: str, expires_days: int | None, now: datetime
+) -> tuple[Issued, bytes]:
+    """A new token after checking what it is asked for, with the digest to store; raises TokenError."""
+    problem = tenant_problem(tenant)
+    if problem is not None:
+        raise TokenError(f"the tenant {problem}")
+    # The name is the target name of the token's audit events and a column of `eventlog tokens list`.
+    if len(name) > MAX_NAME_CHARS or not name.isprintable():
+        raise TokenError(f"the name must be at most {MAX_NAME_CHARS} printable characters")
+    if scopes - SCOPES or not scopes:
+        raise TokenError(f"scopes must be a non-empty subset of {', '.join(sorted(SCOPES))}")
+    if expires_days is not None and expires_days < 1:
+        raise TokenError("--expires-days must be at least 1")
+    token_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    token = Token(
+        id=token_id,
+        name=name,
+        tenant=tenant,
+        scopes=scopes,
+        created_at=format_time(now),
+        expires_at=format_time(now + timedelta(days=expires_days)) if expires_days else None,
+        revoked_at=None,
+    )
+    return Issued(token, f"{PREFIX}{token_id}_{secret}"), digest(secret)
+
+
+class TokenStore(Protocol):
+    """Where tokens live. Methods may block (SQLite, or a round trip to the cluster); `remote` says which."""
+
+    remote: bool
+
+    def create(
+        self,
+        *,
+        tenant: str,
+        scopes: frozenset[str],
+        name: str = "",
+        expires_days: int | None = None,
+        now: datetime | None = None,
+    ) -> Issued: ...
+
+    def list(self, tenant: str | None = None) -> list[Token]: ...
+
+    def count(self) -> int: ...
+
+    def get(self, token_id: str) -> Token | None: ...
+
+    def revoke(self, token_id: str, now: datetime | None = None) -> Token: ...
+
+    def authenticate(self, bearer: str, now: datetime | None = None) -> Token | None:
+        """The live token this secret belongs to, or None. Constant-time on the secret."""
+        ...
+
+    def known(self, bearer: str) -> bool:
+        """Whether this secret is a live token's, from memory only: for callers that must not look every
+        guess up. It may lag behind a revocation: it never replaces `authenticate`."""
+        ...
+
+    def is_live(self, token_id: str, now: datetime | None = None) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteTokenStore:
+    """The tokens of one node, in `tokens.db`."""
+
+    remote = False
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -133,35 +218,17 @@ class TokenStore:
         expires_days: int | None = None,
         now: datetime | None = None,
     ) -> Issued:
-        problem = tenant_problem(tenant)
-        if problem is not None:
-            raise TokenError(f"the tenant {problem}")
-        # The name is the target name of the token's audit events and a column of `eventlog tokens list`.
-        if len(name) > MAX_NAME_CHARS or not name.isprintable():
-            raise TokenError(f"the name must be at most {MAX_NAME_CHARS} printable characters")
-        if scopes - SCOPES or not scopes:
-            raise TokenError(f"scopes must be a non-empty subset of {', '.join(sorted(SCOPES))}")
-        if expires_days is not None and expires_days < 1:
-            raise TokenError("--expires-days must be at least 1")
-        now = now or datetime.now(UTC)
-        token_id = secrets.token_hex(8)
-        secret = secrets.token_urlsafe(32)
-        token = Token(
-            id=token_id,
-            name=name,
-            tenant=tenant,
-            scopes=scopes,
-            created_at=format_time(now),
-            expires_at=format_time(now + timedelta(days=expires_days)) if expires_days else None,
-            revoked_at=None,
+        issued, stored = issue(
+            tenant=tenant, scopes=scopes, name=name, expires_days=expires_days, now=now or datetime.now(UTC)
         )
+        token = issued.token
         with self._lock:
             self._conn.execute(
                 "INSERT INTO tokens (id, name, tenant, scopes, secret_sha256, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (token.id, name, tenant, ",".join(sorted(scopes)), _digest(secret), token.created_at, token.expires_at),
+                (token.id, name, tenant, ",".join(sorted(scopes)), stored, token.created_at, token.expires_at),
             )
-            self._known[token.id] = _digest(secret)
-        return Issued(token, f"{PREFIX}{token_id}_{secret}")
+            self._known[token.id] = stored
+        return issued
 
     def list(self, tenant: str | None = None) -> list[Token]:
         sql = "SELECT id, name, tenant, scopes, created_at, expires_at, revoked_at FROM tokens"
@@ -200,7 +267,7 @@ class TokenStore:
 
     def authenticate(self, bearer: str, now: datetime | None = None) -> Token | None:
         """The live token this secret belongs to, or None. Constant-time on the secret."""
-        parts = _split(bearer)
+        parts = split_bearer(bearer)
         if parts is None:
             return None
         token_id, secret = parts
@@ -209,8 +276,8 @@ class TokenStore:
                 "SELECT id, name, tenant, scopes, created_at, expires_at, revoked_at, secret_sha256 FROM tokens WHERE id = ?",
                 (token_id,),
             ).fetchone()
-        stored = bytes(row[7]) if row else _DUMMY_DIGEST
-        if not hmac.compare_digest(_digest(secret), stored) or row is None:
+        stored = bytes(row[7]) if row else None
+        if not matches(secret, stored) or row is None or stored is None:
             return None
         token = _row_to_token(row[:7])
         with self._lock:
@@ -221,14 +288,13 @@ class TokenStore:
         return None
 
     def known(self, bearer: str) -> bool:
-        """Whether this secret is one of a live token's, from memory: for callers that must not look every
-        guess up.
+        """Whether this secret is one of a live token's, from memory (see TokenStore.known).
 
         The memory is read again only when another process (`eventlog tokens create`) changed the table, so
         a guess costs a `PRAGMA data_version` at most. A token revoked or expired elsewhere may still be
         known: this never replaces `authenticate`.
         """
-        parts = _split(bearer)
+        parts = split_bearer(bearer)
         if parts is None:
             return False
         token_id, secret = parts
@@ -237,7 +303,7 @@ class TokenStore:
             if stored is None and self._conn.execute("PRAGMA data_version").fetchone()[0] != self._known_version:
                 self._load_known()
                 stored = self._known.get(token_id)
-        return hmac.compare_digest(_digest(secret), stored or _DUMMY_DIGEST) and stored is not None
+        return matches(secret, stored)
 
     def is_live(self, token_id: str, now: datetime | None = None) -> bool:
         """Whether the token with this id still exists, unrevoked and unexpired."""
@@ -247,3 +313,23 @@ class TokenStore:
 
 def _row_to_token(row: tuple[str, str, str, str, str, str | None, str | None]) -> Token:
     return Token(row[0], row[1], row[2], frozenset(row[3].split(",")), row[4], row[5], row[6])
+
+
+def token_from_dict(data: dict[str, object]) -> Token:
+    """The inverse of `Token.as_dict` (what a shared store keeps)."""
+    scopes = data.get("scopes") or []
+    assert isinstance(scopes, list)
+
+    def text(key: str) -> str | None:
+        value = data.get(key)
+        return None if value is None else str(value)
+
+    return Token(
+        id=str(data["id"]),
+        name=str(data.get("name") or ""),
+        tenant=str(data["tenant"]),
+        scopes=frozenset(str(s) for s in scopes),
+        created_at=str(data["created_at"]),
+        expires_at=text("expires_at"),
+        revoked_at=text("revoked_at"),
+    )

@@ -348,12 +348,12 @@ def _duration(fields: Mapping[str, Any]) -> int | float | None:
     return value
 
 
-def _actor(request: Request, caller: Principal, ctx: Context) -> dict[str, Any]:
+def _actor(request: Request, caller: Principal) -> dict[str, Any]:
     """The writer is the token: Keboola events belong to the token that sent them."""
     actor: dict[str, Any] = {"type": "token", "id": caller.token_id}
-    token = ctx.tokens.get(caller.token_id)
-    if token is not None and token.name and token.name.isprintable() and len(token.name) <= 512:
-        actor["name"] = token.name
+    name = caller.token_name
+    if name and name.isprintable() and len(name) <= 512:
+        actor["name"] = name
     ip = client_ip(request)
     try:
         ipaddress.ip_address(ip)
@@ -521,7 +521,7 @@ async def create_event(
     now = datetime.now(UTC)
     try:
         fields = await _fields(request, ctx.settings)
-        event = to_event_in(fields, actor=_actor(request, caller, ctx), ctx=ctx, tenant=caller.tenant, now=now)
+        event = to_event_in(fields, actor=_actor(request, caller), ctx=ctx, tenant=caller.tenant, now=now)
     except ApiError as exc:
         ctx.metrics.ingest.rejected.labels(exc.code).inc()
         raise

@@ -21,11 +21,9 @@ class Service:
     settings: Settings
 
     def token(self, tenant: str, scopes: str = "events:write,events:read") -> str:
-        store = TokenStore(self.settings.tokens_path)
-        try:
-            return store.create(tenant=tenant, scopes=parse_scopes(scopes)).secret
-        finally:
-            store.close()
+        """A new token in the app's own store (tokens.db, or the cluster's index with OpenSearch)."""
+        store: TokenStore = self.client.app.state.ctx.tokens  # type: ignore[attr-defined]
+        return store.create(tenant=tenant, scopes=parse_scopes(scopes)).secret
 
     @cached_property
     def admin(self) -> str:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.resources import files
@@ -18,7 +18,7 @@ from opensearchpy import OpenSearch
 
 from eventlog import errors, openapi
 from eventlog.access_log import AccessLog
-from eventlog.auth import Authenticator, FailureLimiter
+from eventlog.auth import Authenticator, FailureCounter, FailureLimiter
 from eventlog.checkpoints import Checkpointer, load_or_create_key
 from eventlog.context import Context
 from eventlog.deadletter_api import router as deadletter_router
@@ -31,7 +31,7 @@ from eventlog.settings import Settings
 from eventlog.sink import Sink
 from eventlog.sinks.syslog import SyslogSink
 from eventlog.token_api import router as token_router
-from eventlog.tokens import TokenStore
+from eventlog.tokens import SqliteTokenStore, TokenStore
 from eventlog.ui import mount_ui
 from ingest.api import router as ingest_router
 from ingest.cloudtrail.mapping import limits_of
@@ -54,9 +54,11 @@ from search.keboola import router as keboola_router
 from search.opensearch.backend import OpenSearchBackend
 from search.opensearch.client import build_client
 from search.opensearch.expiry import OpenSearchExpiry
+from search.opensearch.failures import OpenSearchFailureCounter
 from search.opensearch.holds import OpenSearchHoldStore
 from search.opensearch.lock import OpenSearchLock
 from search.opensearch.sink import OpenSearchSink
+from search.opensearch.tokens import OpenSearchTokenStore
 from search.reads import Reads
 from search.retention import ExpiringStore, HoldStore
 from search.sqlite.expiry import EmbeddedExpiry
@@ -67,6 +69,33 @@ log = logging.getLogger(__name__)
 
 def stream_name(settings: Settings) -> str:
     return settings.stream or socket.gethostname()[:64] or "node"
+
+
+def auth_parts(settings: Settings, client: OpenSearch | None) -> tuple[TokenStore, FailureCounter]:
+    """Tokens and failed logins: the cluster's when OpenSearch is the store, else this node's."""
+    limit, window = settings.auth_failure_limit, settings.auth_failure_window_seconds
+    if client is not None:
+        prefix = settings.opensearch_index_prefix
+        return OpenSearchTokenStore(client, prefix), OpenSearchFailureCounter(client, prefix, limit, window)
+    limiter = FailureLimiter(limit, window, max_networks=settings.auth_failure_max_networks)
+    return SqliteTokenStore(settings.tokens_path), limiter
+
+
+@contextlib.contextmanager
+def open_tokens(settings: Settings) -> Iterator[TokenStore]:
+    """The token store the nodes of these settings use, for a command outside a node (`eventlog tokens`)."""
+    if settings.opensearch_url is None:
+        store = SqliteTokenStore(settings.tokens_path)
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    client = build_client(settings.opensearch)
+    try:
+        yield OpenSearchTokenStore(client, settings.opensearch_index_prefix)
+    finally:
+        client.close()
 
 
 def search_store(
@@ -228,12 +257,7 @@ class Node:
             max_backoff_seconds=settings.fanout_max_backoff_seconds,
         )
         journal.subscribe(fanout.notify)
-        tokens = TokenStore(settings.tokens_path)
-        limiter = FailureLimiter(
-            settings.auth_failure_limit,
-            settings.auth_failure_window_seconds,
-            max_networks=settings.auth_failure_max_networks,
-        )
+        tokens, limiter = auth_parts(settings, client)
         ctx = Context(
             settings=settings,
             journal=journal,

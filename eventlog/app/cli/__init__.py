@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from eventlog.app.cli import cloudtrail, dashboards, retention, serve, tokens, verify
 from eventlog.datadir import DataDirBusy
-from eventlog.tokens import TokenError
+from eventlog.tokens import TokenError, TokenStoreUnavailable
 
 _GROUPS = (serve, tokens, verify, cloudtrail, retention, dashboards)
 
@@ -31,4 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TokenError, FileNotFoundError, ValueError, DataDirBusy) as exc:
         print(f"eventlog: error: {exc}", file=sys.stderr)
         return 2
+    except TokenStoreUnavailable as exc:
+        print(
+            f"eventlog: error: {exc}; nothing was changed. Check EVENTLOG_OPENSEARCH_URL and that the cluster"
+            " answers (curl $EVENTLOG_OPENSEARCH_URL/_cluster/health), then run the command again",
+            file=sys.stderr,
+        )
+        return 1
     return code

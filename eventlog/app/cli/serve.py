@@ -10,7 +10,6 @@ import sys
 from eventlog.app.cli.options import Commands, data_dir_option, settings_from
 from eventlog.datadir import lock_data_dir
 from eventlog.settings import Settings
-from eventlog.tokens import TokenStore
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -43,8 +42,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def bootstrap_admin(settings: Settings) -> None:
     """The first start prints an admin token, so a fresh install can be used at once."""
-    store = TokenStore(settings.tokens_path)
-    try:
+    from eventlog.app.service import open_tokens
+
+    with open_tokens(settings) as store:
         if store.count():
             return
         issued = store.create(
@@ -52,8 +52,6 @@ def bootstrap_admin(settings: Settings) -> None:
             scopes=frozenset({"admin", "events:read", "events:write"}),
             name="bootstrap admin",
         )
-    finally:
-        store.close()
     if sys.stderr.isatty():
         print(
             f"\nBootstrap admin token for tenant {settings.bootstrap_tenant!r} (shown once, keep it safe):\n\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import closing
+from contextlib import AbstractContextManager
 
 import orjson
 
@@ -12,8 +12,15 @@ from eventlog.app.cli.options import Commands, command_group, data_dir_option, s
 from eventlog.tokens import TokenStore, parse_scopes
 
 
+def _store(args: argparse.Namespace) -> AbstractContextManager[TokenStore]:
+    """The store the nodes use: the cluster's with EVENTLOG_OPENSEARCH_URL, else the data dir's tokens.db."""
+    from eventlog.app.service import open_tokens  # the whole service: only for the commands that need it
+
+    return open_tokens(settings_from(args))
+
+
 def _tokens_create(args: argparse.Namespace) -> int:
-    with closing(TokenStore(settings_from(args).tokens_path)) as store:
+    with _store(args) as store:
         issued = store.create(
             tenant=args.tenant, scopes=parse_scopes(args.scopes), name=args.name or "", expires_days=args.expires_days
         )
@@ -31,7 +38,7 @@ def _tokens_create(args: argparse.Namespace) -> int:
 
 
 def _tokens_list(args: argparse.Namespace) -> int:
-    with closing(TokenStore(settings_from(args).tokens_path)) as store:
+    with _store(args) as store:
         tokens = store.list(args.tenant)
     if args.json:
         sys.stdout.write(orjson.dumps([t.as_dict() for t in tokens]).decode() + "\n")
@@ -46,7 +53,7 @@ def _tokens_list(args: argparse.Namespace) -> int:
 
 
 def _tokens_revoke(args: argparse.Namespace) -> int:
-    with closing(TokenStore(settings_from(args).tokens_path)) as store:
+    with _store(args) as store:
         token = store.revoke(args.id)
     print(f"revoked {token.id} (tenant {token.tenant}) at {token.revoked_at}")
     return 0

@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from eventlog.tokens import TokenStore
+from eventlog.tokens import SqliteTokenStore
 from tests.integration.server import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -151,7 +151,7 @@ def test_a_tail_ends_soon_after_its_token_is_revoked_or_expires(tmp_path: Path) 
         assert reconnect.status_code == 401
 
         # A token that expires 3 s from now (the CLI and API give days, so it is written to the store directly).
-        store = TokenStore(tmp_path / "data" / "tokens.db")
+        store = SqliteTokenStore(tmp_path / "data" / "tokens.db")
         expires_in = 3.0
         expiring = store.create(
             tenant="acme",

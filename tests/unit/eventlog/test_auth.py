@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from eventlog.auth import Authenticator, AuthError, FailureLimiter, client_network
-from eventlog.tokens import Token, TokenStore
+from eventlog.tokens import SqliteTokenStore, Token
 from tests.app import Service, bearer
 
 
@@ -58,7 +58,7 @@ def test_wrong_secret_for_a_real_token_id_is_401(service: Service) -> None:
 
 
 def test_revoked_and_expired_tokens_are_401(service: Service) -> None:
-    store = TokenStore(service.settings.tokens_path)
+    store = SqliteTokenStore(service.settings.tokens_path)
     try:
         issued = store.create(tenant="acme", scopes=frozenset({"events:read"}))
         assert service.client.get("/v1/events", headers=bearer(issued.secret)).status_code == 200
@@ -91,7 +91,7 @@ def test_over_the_limit_failing_credentials_get_429_and_a_valid_token_still_pass
     assert 'eventlog_auth_failures_total{reason="too_many_failures"} 2.0' in service.client.get("/metrics").text
 
 
-class CountingStore(TokenStore):
+class CountingStore(SqliteTokenStore):
     """A real token store that counts its lookups."""
 
     lookups = 0
@@ -107,41 +107,41 @@ def test_over_the_limit_an_unknown_credential_is_refused_without_a_lookup(tmp_pa
     auth = Authenticator(store, FailureLimiter(3, 300))
     for _ in range(3):
         with pytest.raises(AuthError) as failed:
-            auth.authenticate("Bearer evl_0000000000000000_guess", "10.0.0.7")
+            auth.check("Bearer evl_0000000000000000_guess", "10.0.0.7")
         assert failed.value.status == 401
     lookups = store.lookups
     for guess in ("Bearer evl_0000000000000001_guess", f"Bearer {known.secret[:-1]}x", "Bearer", None):
         with pytest.raises(AuthError) as refused:
-            auth.authenticate(guess, "10.0.0.7")
+            auth.check(guess, "10.0.0.7")
         assert refused.value.status == 429
     assert store.lookups == lookups
-    assert auth.authenticate(f"Bearer {known.secret}", "10.0.0.7").token_id == known.token.id
+    assert auth.check(f"Bearer {known.secret}", "10.0.0.7").token_id == known.token.id
     # A token created elsewhere (the CLI) after this server started passes as well.
-    other = TokenStore(tmp_path / "tokens.db")
+    other = SqliteTokenStore(tmp_path / "tokens.db")
     created_elsewhere = other.create(tenant="acme", scopes=frozenset({"events:read"}))
-    assert auth.authenticate(f"Bearer {created_elsewhere.secret}", "10.0.0.7").token_id == created_elsewhere.token.id
+    assert auth.check(f"Bearer {created_elsewhere.secret}", "10.0.0.7").token_id == created_elsewhere.token.id
     assert store.lookups == lookups + 2
     # Revoked elsewhere: the lookup it still gets finds that out, and it is refused from then on.
     other.revoke(known.token.id)
     other.close()
     with pytest.raises(AuthError) as revoked:
-        auth.authenticate(f"Bearer {known.secret}", "10.0.0.7")
+        auth.check(f"Bearer {known.secret}", "10.0.0.7")
     assert revoked.value.status == 429
     with pytest.raises(AuthError) as elsewhere:
-        auth.authenticate(f"Bearer {known.secret}", "10.0.0.8")
+        auth.check(f"Bearer {known.secret}", "10.0.0.8")
     assert elsewhere.value.status == 401
     store.close()
 
 
 def test_a_token_known_at_start_passes_an_address_over_the_limit(tmp_path: Path) -> None:
-    cli = TokenStore(tmp_path / "tokens.db")
+    cli = SqliteTokenStore(tmp_path / "tokens.db")
     issued = cli.create(tenant="acme", scopes=frozenset({"events:write"}))
     cli.close()
-    store = TokenStore(tmp_path / "tokens.db")
+    store = SqliteTokenStore(tmp_path / "tokens.db")
     auth = Authenticator(store, FailureLimiter(1, 300))
     with pytest.raises(AuthError):
-        auth.authenticate("Bearer nope", "10.0.0.7")
-    assert auth.authenticate(f"Bearer {issued.secret}", "10.0.0.7").tenant == "acme"
+        auth.check("Bearer nope", "10.0.0.7")
+    assert auth.check(f"Bearer {issued.secret}", "10.0.0.7").tenant == "acme"
     store.close()
 
 

@@ -173,7 +173,7 @@ def test_bootstrap_token_goes_to_a_private_file_without_a_terminal(
 ) -> None:
     from eventlog.app.cli.serve import bootstrap_admin
     from eventlog.settings import Settings
-    from eventlog.tokens import TokenStore
+    from eventlog.tokens import SqliteTokenStore
 
     settings = Settings(data_dir=tmp_path)
     bootstrap_admin(settings)
@@ -183,7 +183,7 @@ def test_bootstrap_token_goes_to_a_private_file_without_a_terminal(
     assert secret.startswith("evl_")
     assert secret not in err
     assert path.stat().st_mode & 0o777 == 0o600
-    store = TokenStore(settings.tokens_path)
+    store = SqliteTokenStore(settings.tokens_path)
     try:
         token = store.authenticate(secret)
         assert token is not None

@@ -24,7 +24,7 @@ import uuid_utils
 from eventlog.app.service import create_app
 from eventlog.journal import Appended, Journal, Prepared
 from eventlog.model import EventIn
-from eventlog.tokens import TokenStore, parse_scopes
+from eventlog.tokens import SqliteTokenStore, parse_scopes
 from ingest.emitters import Emitter, HttpEmitter, JournalEmitter, Spool, wire
 from tests.app import make_settings
 
@@ -400,7 +400,7 @@ class _LoseFirstAnswer(httpx.AsyncBaseTransport):
 async def test_a_retry_after_a_lost_answer_is_stored_once_by_eventlog(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data")
     app = create_app(settings)
-    store = TokenStore(settings.tokens_path)
+    store = SqliteTokenStore(settings.tokens_path)
     try:
         secret = store.create(tenant="acme", scopes=parse_scopes("events:write,events:read")).secret
     finally:

@@ -1,0 +1,140 @@
+"""Failed authentications counted across a cluster: `<prefix>-auth-failures`, one document per client network.
+
+The same rule as the one-node limiter (eventlog/auth.py): `limit` failures within `window_seconds`
+from one network, wherever they land. A failure is one scripted upsert that answers the new state;
+a check reads the network's document, or reuses this node's last read of it for `cache_seconds`.
+Times are wall-clock seconds, which every node shares.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from opensearchpy import ConflictError, OpenSearch, OpenSearchException
+
+from eventlog.auth import client_network, retry_after_seconds
+from eventlog.tokens import TokenStoreUnavailable
+from search.opensearch.system import SystemIndex
+
+log = logging.getLogger(__name__)
+
+FAILURES = SystemIndex(
+    "auth-failures",
+    {
+        "dynamic": "strict",
+        "properties": {"times": {"type": "double", "index": False}, "last": {"type": "double"}},
+    },
+)
+
+CACHE_SECONDS = 1.0
+
+_CAS_ROUNDS = 10  # compare-and-set rounds: each lost one means another node counted a failure meanwhile
+
+
+class OpenSearchFailureCounter:
+    """FailureCounter for a cluster; an unreachable store raises TokenStoreUnavailable."""
+
+    def __init__(
+        self,
+        client: OpenSearch,
+        prefix: str,
+        limit: int,
+        window_seconds: float,
+        *,
+        cache_seconds: float = CACHE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._index = FAILURES.name(prefix)
+        self._limit = limit
+        self._window = window_seconds
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[float, list[float]]] = {}  # network -> (read at, failure times)
+        self._purged_at = clock()
+        self._ready = False
+
+    def retry_after(self, address: str) -> int | None:
+        times = self._times(client_network(address))
+        return retry_after_seconds(times, self._limit, self._window, self._clock())
+
+    def fail(self, address: str) -> bool:
+        network = client_network(address)
+        now = self._clock()
+        try:
+            self._prepare()
+            times = self._add(network, now)
+        except OpenSearchException as exc:
+            raise TokenStoreUnavailable(f"could not count a failed authentication ({exc.__class__.__name__})") from exc
+        with self._lock:
+            self._seen[network] = (time.monotonic(), times)
+        self._purge(now)
+        return len(times) - 1 >= self._limit
+
+    def _add(self, network: str, now: float) -> list[float]:
+        """Add one failure by compare-and-set (no scripts: a cluster may not run them); the times after it.
+
+        Keeps the newest `limit` + 1 inside the window: one more than the limit tells whether it was
+        reached before this failure. `last` lets old documents be purged by a query.
+        """
+        for _ in range(_CAS_ROUNDS):
+            found = self._client.get(index=self._index, id=network, ignore=[404])
+            before = [float(t) for t in found["_source"]["times"]] if found.get("found") else []
+            recent = [t for t in before if t > now - self._window]
+            times = [*recent[-self._limit :], now]
+            body = {"times": times, "last": now}
+            if found.get("found"):
+                params = {"if_seq_no": found["_seq_no"], "if_primary_term": found["_primary_term"]}
+            else:
+                params = {"op_type": "create"}
+            try:
+                self._client.index(index=self._index, id=network, body=body, params=params)
+            except ConflictError:
+                continue
+            return times
+        raise TokenStoreUnavailable("failed authentications from one network kept changing while being counted")
+
+    def _times(self, network: str) -> Sequence[float]:
+        with self._lock:
+            seen = self._seen.get(network)
+        if seen is not None and time.monotonic() - seen[0] < self._cache_seconds:
+            return seen[1]
+        try:
+            self._prepare()
+            found = self._client.get(index=self._index, id=network, ignore=[404])
+            times = [float(t) for t in found.get("_source", {}).get("times", [])] if found.get("found") else []
+        except OpenSearchException as exc:
+            raise TokenStoreUnavailable(f"could not read failed authentications ({exc.__class__.__name__})") from exc
+        with self._lock:
+            if times:
+                self._seen[network] = (time.monotonic(), times)
+            else:
+                self._seen.pop(network, None)
+        return times
+
+    def _prepare(self) -> None:
+        if not self._ready:
+            FAILURES.ensure(self._client, self._prefix)
+            self._ready = True
+
+    def _purge(self, now: float) -> None:
+        """Now and then, drop the documents of networks whose last failure left the window."""
+        if now - self._purged_at < self._window:
+            return
+        self._purged_at = now
+        try:
+            self._client.delete_by_query(
+                index=self._index,
+                body={"query": {"range": {"last": {"lte": now - self._window}}}},
+                params={"conflicts": "proceed", "wait_for_completion": "false"},
+            )
+        except OpenSearchException as exc:  # the next purge takes them
+            log.warning("old failed-authentication records not purged", extra={"error": repr(exc)})
+        with self._lock:
+            cutoff = time.monotonic() - self._cache_seconds
+            self._seen = {k: v for k, v in self._seen.items() if v[0] > cutoff}

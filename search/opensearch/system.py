@@ -1,0 +1,55 @@
+"""The cluster's own state in OpenSearch: one small index per kind, under the events' prefix.
+
+Every node of a cluster reads and writes these (tokens, failed logins, holds, locks); each has an
+index template of its own, so a node that finds the index gone (deleted by hand, a new cluster)
+creates it again with the right mapping. They are outside the `<prefix>-events` alias: no search
+of events ever sees them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from opensearchpy import OpenSearch
+
+log = logging.getLogger(__name__)
+
+# Bump when a system index's template body changes; a node with a newer version replaces it.
+SYSTEM_TEMPLATE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SystemIndex:
+    """`<prefix>-<suffix>`: one shard, a copy on a second node where there is one."""
+
+    suffix: str
+    mappings: dict[str, Any]
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}-{self.suffix}"
+
+    def template(self, prefix: str) -> dict[str, Any]:
+        return {
+            "index_patterns": [self.name(prefix)],
+            "priority": 100,
+            "version": SYSTEM_TEMPLATE_VERSION,
+            "_meta": {"owner": "eventlog", "description": f"eventlog cluster state: {self.suffix}"},
+            "template": {
+                # State a second node needs must survive the loss of one OpenSearch node.
+                "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
+                "mappings": self.mappings,
+            },
+        }
+
+    def ensure(self, client: OpenSearch, prefix: str) -> str:
+        """Install the template (when missing or older) and create the index (when missing); its name."""
+        name = self.name(prefix)
+        found = client.indices.get_index_template(name=name, ignore=[404]).get("index_templates") or []
+        if not found or found[0]["index_template"].get("version") != SYSTEM_TEMPLATE_VERSION:
+            client.indices.put_index_template(name=name, body=self.template(prefix))
+            log.info("system index template installed", extra={"template": name})
+        if not client.indices.exists(index=name):
+            client.indices.create(index=name, ignore=[400])  # 400: another node created it first
+        return name

@@ -1,0 +1,279 @@
+"""The tokens of a cluster, shared by every node: `<prefix>-tokens`, one document per token, hashes only.
+
+A node checks a bearer against the document of its id (a realtime GET, so a token made on another
+node works at once) and keeps the answer for at most `cache_seconds`: a revocation or an expiry is
+seen by every node within that bound plus one round trip.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from opensearchpy import ConflictError, ConnectionTimeout, OpenSearch, TransportError
+from opensearchpy import ConnectionError as OpenSearchConnectionError
+
+from eventlog.model import format_time
+from eventlog.tokens import (
+    Issued,
+    Token,
+    TokenError,
+    TokenStoreUnavailable,
+    issue,
+    matches,
+    split_bearer,
+    token_from_dict,
+)
+from search.opensearch.system import SystemIndex
+
+TOKENS = SystemIndex(
+    "tokens",
+    {
+        "dynamic": "strict",
+        "properties": {
+            "id": {"type": "keyword"},
+            "name": {"type": "keyword", "index": False},
+            "tenant": {"type": "keyword"},
+            "scopes": {"type": "keyword"},
+            "secret_sha256": {"type": "keyword", "index": False},
+            "created_at": {"type": "date"},
+            "expires_at": {"type": "date"},
+            "revoked_at": {"type": "date"},
+        },
+    },
+)
+
+# How long a node trusts what it read of a token: the bound on how late it sees a revocation.
+CACHE_SECONDS = 1.0
+# How often `known` may reload every live token, for a network over the failure limit.
+KNOWN_RELOAD_SECONDS = 2.0
+_PAGE = 1000
+# Compare-and-set rounds before a change gives up (each lost race means another node changed the token).
+_CAS_ROUNDS = 10
+
+_REVOKE = "if (ctx._source.revoked_at == null) { ctx._source.revoked_at = params.at } else { ctx.op = 'noop' }"
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    token: Token | None
+    stored: bytes | None
+    at: float
+
+
+class OpenSearchTokenStore:
+    """TokenStore on a cluster; errors reaching OpenSearch are TokenStoreUnavailable (nothing stored)."""
+
+    remote = True
+
+    def __init__(
+        self,
+        client: OpenSearch,
+        prefix: str,
+        *,
+        cache_seconds: float = CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._index = TOKENS.name(prefix)
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._reads: dict[str, _Read] = {}
+        self._known: dict[str, bytes] = {}
+        self._known_at = float("-inf")
+        self._ready = False
+
+    @contextmanager
+    def _reaching(self) -> Iterator[None]:
+        try:
+            if not self._ready:
+                TOKENS.ensure(self._client, self._prefix)
+                self._ready = True
+            yield
+        except (OpenSearchConnectionError, ConnectionTimeout) as exc:
+            raise TokenStoreUnavailable(f"OpenSearch did not answer ({exc.__class__.__name__})") from None
+        except TransportError as exc:
+            if isinstance(exc.status_code, int) and exc.status_code < 500 and exc.status_code != 429:
+                raise
+            raise TokenStoreUnavailable(f"OpenSearch answered {exc.status_code}") from None
+
+    def create(
+        self,
+        *,
+        tenant: str,
+        scopes: frozenset[str],
+        name: str = "",
+        expires_days: int | None = None,
+        now: datetime | None = None,
+    ) -> Issued:
+        issued, stored = issue(
+            tenant=tenant, scopes=scopes, name=name, expires_days=expires_days, now=now or datetime.now(UTC)
+        )
+        document = {**issued.token.as_dict(), "secret_sha256": stored.hex()}
+        with self._reaching():
+            # `wait_for`: the token is in `list` on every node once this returns (GET by id needs no refresh).
+            self._client.index(
+                index=self._index,
+                id=issued.token.id,
+                body=document,
+                params={"op_type": "create", "refresh": "wait_for"},
+            )
+        with self._lock:
+            self._known[issued.token.id] = stored
+        return issued
+
+    def list(self, tenant: str | None = None) -> list[Token]:
+        query: dict[str, Any] = {"term": {"tenant": tenant}} if tenant is not None else {"match_all": {}}
+        tokens: list[Token] = []
+        after: list[Any] | None = None
+        with self._reaching():
+            while True:
+                body: dict[str, Any] = {
+                    "size": _PAGE,
+                    "query": query,
+                    "sort": [{"created_at": "asc"}, {"id": "asc"}],
+                    "_source": {"excludes": ["secret_sha256"]},
+                }
+                if after is not None:
+                    body["search_after"] = after
+                hits = self._client.search(index=self._index, body=body)["hits"]["hits"]
+                tokens.extend(token_from_dict(hit["_source"]) for hit in hits)
+                if len(hits) < _PAGE:
+                    return tokens
+                after = hits[-1]["sort"]
+
+    def count(self) -> int:
+        with self._reaching():
+            return int(self._client.count(index=self._index)["count"])
+
+    def get(self, token_id: str) -> Token | None:
+        return self._fetch(token_id).token
+
+    def revoke(self, token_id: str, now: datetime | None = None) -> Token:
+        stamp = format_time(now or datetime.now(UTC))
+        with self._reaching():
+            # No scripts (a cluster may not run them): the first revocation's time stays, set by compare-and-set.
+            for _ in range(_CAS_ROUNDS):
+                found = self._client.get(index=self._index, id=token_id, ignore=[404])
+                if not found.get("found"):
+                    raise TokenError(f"no token with id {token_id!r}; `eventlog tokens list` shows the ids")
+                if found["_source"].get("revoked_at") is not None:
+                    break
+                try:
+                    self._client.index(
+                        index=self._index,
+                        id=token_id,
+                        body={**found["_source"], "revoked_at": stamp},
+                        params={
+                            "if_seq_no": found["_seq_no"],
+                            "if_primary_term": found["_primary_term"],
+                            "refresh": "wait_for",
+                        },
+                    )
+                    break
+                except ConflictError:
+                    continue
+            else:
+                raise TokenStoreUnavailable(f"token {token_id} kept changing while being revoked")
+        with self._lock:
+            self._reads.pop(token_id, None)
+            self._known.pop(token_id, None)
+        token = self._fetch(token_id).token
+        assert token is not None
+        return token
+
+    def authenticate(self, bearer: str, now: datetime | None = None) -> Token | None:
+        parts = split_bearer(bearer)
+        if parts is None:
+            return None
+        token_id, secret = parts
+        read = self._cached(token_id) or self._fetch(token_id)
+        if not matches(secret, read.stored) or read.token is None:
+            return None
+        live = read.token.live(now or datetime.now(UTC))
+        with self._lock:
+            if live and read.stored is not None:
+                self._known[token_id] = read.stored
+            else:
+                self._known.pop(token_id, None)
+        return read.token if live else None
+
+    def known(self, bearer: str) -> bool:
+        parts = split_bearer(bearer)
+        if parts is None:
+            return False
+        token_id, secret = parts
+        with self._lock:
+            stored = self._known.get(token_id)
+            reload = stored is None and self._clock() - self._known_at >= KNOWN_RELOAD_SECONDS
+            if reload:
+                self._known_at = self._clock()
+        if reload:
+            try:
+                self._reload_known()
+            except TokenStoreUnavailable:
+                return False
+            with self._lock:
+                stored = self._known.get(token_id)
+        return matches(secret, stored)
+
+    def is_live(self, token_id: str, now: datetime | None = None) -> bool:
+        token = (self._cached(token_id) or self._fetch(token_id)).token
+        return token is not None and token.live(now or datetime.now(UTC))
+
+    def close(self) -> None:
+        return None  # the client belongs to the node
+
+    def _cached(self, token_id: str) -> _Read | None:
+        with self._lock:
+            read = self._reads.get(token_id)
+        if read is None or self._clock() - read.at >= self._cache_seconds:
+            return None
+        return read
+
+    def _fetch(self, token_id: str) -> _Read:
+        """The token's document now (realtime GET), remembered for `cache_seconds`."""
+        with self._reaching():
+            found = self._client.get(index=self._index, id=token_id, ignore=[404])
+        source = found.get("_source") if found.get("found") else None
+        read = _Read(None, None, self._clock())
+        if source is not None:
+            read = _Read(token_from_dict(source), bytes.fromhex(str(source["secret_sha256"])), read.at)
+            with self._lock:
+                # Only stored ids are remembered: guesses cannot grow the cache.
+                self._reads[token_id] = read
+        return read
+
+    def _reload_known(self) -> None:
+        now = format_time(datetime.now(UTC))
+        query = {
+            "bool": {
+                "must_not": [{"exists": {"field": "revoked_at"}}, {"range": {"expires_at": {"lte": now}}}],
+            }
+        }
+        known: dict[str, bytes] = {}
+        after: list[Any] | None = None
+        with self._reaching():
+            while True:
+                body: dict[str, Any] = {
+                    "size": _PAGE,
+                    "query": query,
+                    "sort": [{"id": "asc"}],
+                    "_source": ["id", "secret_sha256"],
+                }
+                if after is not None:
+                    body["search_after"] = after
+                hits = self._client.search(index=self._index, body=body)["hits"]["hits"]
+                known.update((hit["_source"]["id"], bytes.fromhex(hit["_source"]["secret_sha256"])) for hit in hits)
+                if len(hits) < _PAGE:
+                    break
+                after = hits[-1]["sort"]
+        with self._lock:
+            self._known = known
