@@ -49,7 +49,8 @@ from typing import Any
 import boto3
 import orjson
 
-from bench.harness import CpuMeter, CpuUse, Figure, own_cpu_seconds, print_results, process_cpu_seconds
+from bench.harness.cpu import CpuMeter, CpuUse, own_cpu_seconds, process_cpu_seconds
+from bench.harness.report import Figure, print_results
 from eventlog.journal import Journal
 from eventlog.settings import Settings
 from ingest.cloudtrail.checkpoints import CheckpointStore

@@ -42,22 +42,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.events import make_event
-from bench.harness import (
-    BenchError,
-    CommitStats,
-    CpuMeter,
-    Figure,
-    Server,
-    children_cpu_seconds,
-    own_cpu_seconds,
-    percentile,
-    print_header,
-    print_results,
-    run_wrk,
-    wrk_script,
-    wrk_version,
-)
+from bench.harness.cpu import CpuMeter, children_cpu_seconds, own_cpu_seconds
+from bench.harness.events import make_event
+from bench.harness.report import Figure, percentile, print_header, print_results
+from bench.harness.run import BenchError
+from bench.harness.server import CommitStats, Server
+from bench.harness.wrk import run_wrk, wrk_script, wrk_version
 from tests.integration.server import ServerError
 
 TARGET_BATCH_SIZE = 100

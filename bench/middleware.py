@@ -42,18 +42,11 @@ from typing import Any
 
 import httpx
 
-from bench.harness import (
-    BenchError,
-    CpuMeter,
-    Figure,
-    Server,
-    WrkRun,
-    children_cpu_seconds,
-    print_results,
-    process_cpu_seconds,
-    run_wrk,
-    wrk_script,
-)
+from bench.harness.cpu import CpuMeter, children_cpu_seconds, process_cpu_seconds
+from bench.harness.report import Figure, print_results
+from bench.harness.run import BenchError
+from bench.harness.server import Server
+from bench.harness.wrk import WrkRun, run_wrk, wrk_script
 from tests.integration.examples.example_process import ExampleProcess
 from tests.integration.server import CLEAN_EXIT_CODES
 

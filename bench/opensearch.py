@@ -68,21 +68,12 @@ import uuid_utils
 from opensearchpy import OpenSearch
 from opensearchpy.helpers import bulk
 
-from bench.events import make_event
-from bench.harness import (
-    BenchError,
-    CpuMeter,
-    Figure,
-    Server,
-    Teardown,
-    drop_indices,
-    own_cpu_seconds,
-    percentile,
-    print_header,
-    run_benchmark,
-    say,
-    start_opensearch_node,
-)
+from bench.harness.cpu import CpuMeter, own_cpu_seconds
+from bench.harness.events import make_event
+from bench.harness.opensearch import drop_indices, start_opensearch_node
+from bench.harness.report import Figure, percentile, print_header, say
+from bench.harness.run import BenchError, Teardown, run_benchmark
+from bench.harness.server import Server
 from eventlog.canonical import canonical_json
 from eventlog.chain import GENESIS, link_hash
 from eventlog.model import EventIn, to_document

@@ -44,8 +44,10 @@ from typing import Literal
 import uuid_utils
 from prometheus_client import CollectorRegistry
 
-from bench.events import make_event
-from bench.harness import BenchError, Figure, Teardown, own_cpu_seconds, print_header, run_benchmark, say
+from bench.harness.cpu import own_cpu_seconds
+from bench.harness.events import make_event
+from bench.harness.report import Figure, print_header, say
+from bench.harness.run import BenchError, Teardown, run_benchmark
 from eventlog.canonical import canonical_json
 from eventlog.fanout import FanOut
 from eventlog.journal import Journal, Prepared

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from bench.harness import Figure, Teardown, print_results, run_benchmark
+from bench.harness.report import Figure, print_results
+from bench.harness.run import Teardown, run_benchmark
 
 LINE = re.compile(r"^RESULT (\S+) (\S+) (\S+) target (\S+) (met|missed)$")
 
