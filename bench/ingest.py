@@ -45,7 +45,7 @@ from pathlib import Path
 from bench.harness.cpu import CpuMeter, children_cpu_seconds, own_cpu_seconds
 from bench.harness.events import make_event
 from bench.harness.report import Figure, percentile, print_header, print_results
-from bench.harness.run import BenchError
+from bench.harness.run import BenchError, add_server_env
 from bench.harness.server import CommitStats, Server
 from bench.harness.wrk import run_wrk, wrk_script, wrk_version
 from tests.integration.server import ServerError
@@ -497,13 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         "shares the CPU with the server)",
     )
     parser.add_argument("--wrk-threads", type=_positive, default=1, help="wrk threads (default: 1, enough here)")
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra environment of the server, e.g. EVENTLOG_LOG_LEVEL=WARNING (repeatable)",
-    )
+    add_server_env(parser, "EVENTLOG_LOG_LEVEL=WARNING")
     return parser
 
 
@@ -523,12 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Given in full, EVENTLOG_* included: Server (the tests' ServerProcess) drops this process's EVENTLOG_*
     # settings unless it is handed them, and a setting exported for a benchmark run must reach the server.
     env = dict(os.environ)
-    for item in args.server_env:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            print(f"bench/ingest.py: error: --server-env {item!r}: expected NAME=VALUE", file=sys.stderr)
-            return 2
-        env[name] = value
+    env.update(args.server_env)
 
     work = Path(tempfile.mkdtemp(prefix="eventlog-bench-"))
     data_dir = work / "data"

@@ -99,7 +99,7 @@ from opensearchpy import NotFoundError, OpenSearch
 from bench.harness.cpu import CpuMeter, CpuUse, own_cpu_seconds
 from bench.harness.opensearch import drop_indices, opensearch_cpu_seconds, start_opensearch_node
 from bench.harness.report import Figure, code_version, percentile, print_header, say
-from bench.harness.run import BenchError, Teardown, run_benchmark
+from bench.harness.run import BenchError, Teardown, add_seed, benchmark_parser, run_benchmark
 from bench.harness.server import CommitStats, Server
 from eventlog.journal import Entry
 from eventlog.model import format_time
@@ -749,19 +749,15 @@ def _share(part: float, whole: float) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.search",
-        description=(
-            "Load N generated events into the embedded store and into OpenSearch, run 20 representative queries "
-            "through `eventlog serve` on each, print p50/p95 per query and backend (targets: p95 <= 50 ms on "
-            "OpenSearch, <= 150 ms embedded, non-aggregating queries) and the ratio of the API's latency to the "
-            "same compiled request sent straight to OpenSearch (target <= 1.3)."
-        ),
-        epilog=(
-            "Events are loaded directly into the stores with the fan-out's own code, not through the HTTP API "
-            "(see the module docstring). Uses OPENSEARCH_URL when set; otherwise starts a node with "
-            "scripts/opensearch.sh and stops it after. Exit status: 0 all targets met, 2 a target missed, 1 error."
-        ),
+    parser = benchmark_parser(
+        "search",
+        "Load N generated events into the embedded store and into OpenSearch, run 20 representative queries "
+        "through `eventlog serve` on each, print p50/p95 per query and backend (targets: p95 <= 50 ms on "
+        "OpenSearch, <= 150 ms embedded, non-aggregating queries) and the ratio of the API's latency to the "
+        "same compiled request sent straight to OpenSearch (target <= 1.3).",
+        "Events are loaded directly into the stores with the fan-out's own code, not through the HTTP API "
+        "(see the module docstring). Uses OPENSEARCH_URL when set; otherwise starts a node with "
+        "scripts/opensearch.sh and stops it after.",
     )
     parser.add_argument("--events", type=int, default=1_000_000, help="events N to load (default: 1000000)")
     parser.add_argument("--runs", type=int, default=30, help="timed runs of each query per path (default: 30)")
@@ -778,7 +774,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=50.0,
         help="pause before each request of the paced API pass on OpenSearch (default: 50; 0 skips the pass)",
     )
-    parser.add_argument("--seed", type=int, default=1, help="seed of the event generator (default: 1)")
+    add_seed(parser)
     parser.add_argument(
         "--explain", action="store_true", help="print SQLite's EXPLAIN QUERY PLAN of every query on the embedded store"
     )

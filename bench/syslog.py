@@ -47,7 +47,7 @@ from prometheus_client import CollectorRegistry
 from bench.harness.cpu import own_cpu_seconds
 from bench.harness.events import make_event
 from bench.harness.report import Figure, print_header, say
-from bench.harness.run import BenchError, Teardown, run_benchmark
+from bench.harness.run import BenchError, Teardown, add_seed, benchmark_parser, run_benchmark
 from eventlog.canonical import canonical_json
 from eventlog.fanout import FanOut
 from eventlog.journal import Journal, Prepared
@@ -199,9 +199,9 @@ def report(results: Sequence[Result], mean_bytes: float, args: argparse.Namespac
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     defaults = Settings()
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.syslog",
-        description="Forward N journal events to a real rsyslog through the syslog sink over TCP and TLS; "
+    parser = benchmark_parser(
+        "syslog",
+        "Forward N journal events to a real rsyslog through the syslog sink over TCP and TLS; "
         "print events/s (target >= 20 000 over TCP).",
     )
     parser.add_argument("--events", type=int, default=100_000, help="events N (default: 100000)")
@@ -219,7 +219,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"EVENTLOG_SYSLOG_CONFIRM_SECONDS (default: {defaults.syslog_confirm_seconds:g})",
     )
     parser.add_argument("--max-failures", type=int, default=3, help="give up after this many failed deliveries")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the event generator (default: 1)")
+    add_seed(parser)
     args = parser.parse_args(argv)
     args.transports = [t.strip() for t in args.transports.split(",") if t.strip()]
     if not args.transports or set(args.transports) - {"tcp", "tls"}:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Sequence
 
@@ -55,3 +56,35 @@ def run_benchmark(
     finally:
         teardown.run()
     return print_results(figures)
+
+
+def _name_value(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE")
+    return name, value
+
+
+def add_server_env(parser: argparse.ArgumentParser, example: str) -> None:
+    """`--server-env NAME=VALUE` (repeatable): extra environment of `eventlog serve`, as (name, value) pairs."""
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        type=_name_value,
+        metavar="NAME=VALUE",
+        help=f"extra environment of eventlog serve, e.g. {example} (repeatable)",
+    )
+
+
+def add_seed(parser: argparse.ArgumentParser) -> None:
+    """`--seed N`: the same seed makes the same events."""
+    parser.add_argument("--seed", type=int, default=1, help="seed of the event generator (default: 1)")
+
+
+def benchmark_parser(name: str, description: str, epilog: str = "") -> argparse.ArgumentParser:
+    """The parser of `python -m bench.<name>`; its epilog ends with what the exit status says."""
+    status = "Exit status: 0 all targets met, 2 a target missed, 1 error."
+    return argparse.ArgumentParser(
+        prog=f"python -m bench.{name}", description=description, epilog=f"{epilog} {status}".lstrip()
+    )
