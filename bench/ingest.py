@@ -47,7 +47,7 @@ from bench.harness.events import make_event
 from bench.harness.report import Figure, percentile, print_header, print_results
 from bench.harness.run import BenchError, add_server_env
 from bench.harness.server import CommitStats, Server
-from bench.harness.wrk import run_wrk, wrk_script, wrk_version
+from bench.harness.wrk import WrkRun, run_wrk, wrk_script, wrk_version
 from tests.integration.server import ServerError
 
 TARGET_BATCH_SIZE = 100
@@ -107,19 +107,6 @@ def make_bodies(batch_size: int, seed: int) -> tuple[list[bytes], float]:
 # -- load generators -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Load:
-    """What the client saw in one run."""
-
-    seconds: float
-    ok: int  # 2xx answers
-    non2xx: int
-    socket_errors: int
-    p50_ms: float
-    p99_ms: float
-    first_error: str = ""
-
-
 class Progress(threading.Thread):
     """Prints the server's committed events/s and sink lag once a second while load runs."""
 
@@ -156,7 +143,7 @@ class Progress(threading.Thread):
         self.join()
 
 
-async def _httpx_load(url: str, token: str, bodies: Sequence[bytes], concurrency: int, seconds: int) -> Load:
+async def _httpx_load(url: str, token: str, bodies: Sequence[bytes], concurrency: int, seconds: int) -> WrkRun:
     import httpx
 
     latencies: list[float] = []
@@ -190,18 +177,18 @@ async def _httpx_load(url: str, token: str, bodies: Sequence[bytes], concurrency
                         first_error.append(f"{answer.status_code} {answer.text[:400]}")
 
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return Load(
+    return WrkRun(
+        requests=counts["ok"] + counts["non2xx"],
         seconds=time.perf_counter() - started,
-        ok=counts["ok"],
         non2xx=counts["non2xx"],
         socket_errors=counts["errors"],
-        p50_ms=percentile(latencies, 50) * 1000,
-        p99_ms=percentile(latencies, 99) * 1000,
+        p50_us=percentile(latencies, 50) * 1e6,
+        p99_us=percentile(latencies, 99) * 1e6,
         first_error=first_error[0] if first_error else "",
     )
 
 
-def run_httpx(url: str, token: str, bodies: Sequence[bytes], concurrency: int, seconds: int) -> Load:
+def run_httpx(url: str, token: str, bodies: Sequence[bytes], concurrency: int, seconds: int) -> WrkRun:
     return asyncio.run(_httpx_load(url, token, bodies, concurrency, seconds))
 
 
@@ -212,7 +199,7 @@ def run_httpx(url: str, token: str, bodies: Sequence[bytes], concurrency: int, s
 class Result:
     batch_size: int
     concurrency: int
-    load: Load
+    load: WrkRun
     commits: CommitStats
     lag_at_end: int
     drain_seconds: float
@@ -286,10 +273,10 @@ class Bench:
             return int(self.args.concurrency)
         return DEFAULT_CONCURRENCY.get(batch_size, FALLBACK_CONCURRENCY)
 
-    def _load(self, bodies: list[bytes], bodies_file: Path, concurrency: int, seconds: int) -> Load:
+    def _load(self, bodies: list[bytes], bodies_file: Path, concurrency: int, seconds: int) -> WrkRun:
         url = self.server.url + "/v1/events"
         if self.wrk is not None:
-            run = run_wrk(
+            return run_wrk(
                 self.wrk,
                 self.work / "post.lua",
                 url,
@@ -299,18 +286,9 @@ class Bench:
                 threads=self.args.wrk_threads,
                 script_args=(str(bodies_file), self.token),
             )
-            return Load(
-                run.seconds,
-                run.ok,
-                run.non2xx,
-                run.socket_errors,
-                run.p50_us / 1000,
-                run.p99_us / 1000,
-                run.first_error,
-            )
         return run_httpx(url, self.token, bodies, concurrency, seconds)
 
-    def _checked(self, load: Load, what: str) -> Load:
+    def _checked(self, load: WrkRun, what: str) -> WrkRun:
         if load.non2xx or load.socket_errors:
             raise BenchError(
                 f"{what}: {load.non2xx} answers outside 2xx and {load.socket_errors} socket errors/timeouts "

@@ -88,7 +88,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -564,29 +564,6 @@ def _ms(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
-def describe(query: Query, anchor: datetime) -> str:
-    spec = query.spec
-    parts = [query.case.path]
-    if spec.q:
-        parts.append(f"q={spec.q}")
-    if spec.field:
-        parts.append(f"field={spec.field}")
-    if spec.since_ago is not None:
-        parts.append(f"since=T-{_span(spec.since_ago)}")
-    if spec.until_ago is not None:
-        parts.append("until=T" if not spec.until_ago else f"until=T-{_span(spec.until_ago)}")
-    if spec.interval:
-        parts.append(f"interval={spec.interval}")
-    if spec.page > 1:
-        parts.append(f"page {spec.page} of {PAGE} via next_cursor")
-    return "  ".join(parts)
-
-
-def _span(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours / 24:g}d" if hours % 24 == 0 else f"{hours:g}h"
-
-
 def report(
     queries: Sequence[Query],
     phases: dict[str, Phase],
@@ -604,7 +581,7 @@ def report(
     )
     print("Queries (tenant acme, pages of 100, newest first):")
     for number, query in enumerate(queries, 1):
-        print(f"  {number:>2} {query.spec.name:<18} {describe(query, anchor)}")
+        print(f"  {number:>2} {query.spec.name:<18} {query.case.describe()}")
     print(
         f"conformance on {len(queries)} queries (in-process, self-audit events left out): "
         + ("the same results on both stores" if not problems else f"DIFFERENT: {'; '.join(problems)}")

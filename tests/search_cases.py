@@ -92,6 +92,29 @@ class Case:
         number, unit = int(self.spec.interval[:-1]), self.spec.interval[-1]
         return number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit] * 1_000_000
 
+    def describe(self) -> str:
+        """The request in a line, times relative to the anchor T."""
+        spec = self.spec
+        parts = [self.path]
+        if spec.q:
+            parts.append(f"q={spec.q}")
+        if spec.field:
+            parts.append(f"field={spec.field}")
+        if spec.since_ago is not None:
+            parts.append(f"since=T-{_span(spec.since_ago)}")
+        if spec.until_ago is not None:
+            parts.append("until=T" if not spec.until_ago else f"until=T-{_span(spec.until_ago)}")
+        if spec.interval:
+            parts.append(f"interval={spec.interval}")
+        if spec.page > 1:
+            parts.append(f"page {spec.page} of {PAGE} via next_cursor")
+        return "  ".join(parts)
+
+
+def _span(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:g}d" if hours % 24 == 0 else f"{hours:g}h"
+
 
 def build_cases(anchor: datetime) -> list[Case]:
     cases: list[Case] = []

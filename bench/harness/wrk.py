@@ -81,14 +81,14 @@ def wrk_script(requests_for: str) -> str:
 
 @dataclass(frozen=True)
 class WrkRun:
-    """What wrk saw in one run."""
+    """What the load generator saw in one run: wrk, or a client of a benchmark's own where wrk is missing."""
 
     requests: int  # answered, whatever the status
     seconds: float
     non2xx: int
     socket_errors: int  # connect, read and write errors, timeouts
-    p50_us: int
-    p99_us: int
+    p50_us: float
+    p99_us: float
     first_error: str  # the first answer outside 2xx, status and start of the body
 
     @property
@@ -98,6 +98,14 @@ class WrkRun:
     @property
     def rate(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def p50_ms(self) -> float:
+        return self.p50_us / 1000
+
+    @property
+    def p99_ms(self) -> float:
+        return self.p99_us / 1000
 
 
 def run_wrk(
