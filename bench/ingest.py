@@ -67,7 +67,7 @@ READY_TIMEOUT_SECONDS = 30.0
 DRAIN_TIMEOUT_SECONDS = 120.0
 NOISY_OTHER_CPU = 0.15  # cores used by other processes above which a run's figures are suspect
 
-# wrk's requests (bench/harness.py's script sends them in rotation): one pre-formatted POST per line of
+# wrk's requests (bench/harness/wrk.py's driver sends them in rotation): one pre-formatted POST per line of
 # the bodies file (args[1]), with the token args[2].
 REQUESTS_LUA = r"""
 function requests_for(args)

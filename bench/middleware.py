@@ -55,7 +55,7 @@ TARGET_ADDED_P50_US = 100.0
 MASTER = "bench-master-token-0123456789"
 TABLE = "in.c-bench.sales"
 
-# wrk's requests (bench/harness.py's script sends them in rotation): three authenticated GETs, the token args[1].
+# wrk's requests (bench/harness/wrk.py's driver sends them in rotation): three authenticated GETs, the token args[1].
 REQUESTS_LUA = r"""
 function requests_for(args)
    local requests = {}

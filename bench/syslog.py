@@ -3,7 +3,7 @@
 One run per transport, each with a fresh rsyslog (tests/syslog_receivers.py:
 Debian's rsyslogd on a loopback port, RFC 5424 parser, mmpstrucdata, every
 message written to a file as JSON) and a journal filled beforehand with N
-realistic events (bench/opensearch.py's generator, validated, chained and
+realistic events (bench/harness/events.py's generator, validated, chained and
 committed through eventlog's own code; about 800 bytes each as stored).
 
 The clock starts when the fan-out starts and stops when the syslog sink's
