@@ -44,7 +44,7 @@ from pathlib import Path
 
 from bench.harness.cpu import CpuMeter, children_cpu_seconds, own_cpu_seconds
 from bench.harness.events import make_event
-from bench.harness.report import Figure, percentile, print_header, print_results
+from bench.harness.report import Figure, at_least, at_most, percentile, print_header, print_results
 from bench.harness.run import BenchError, add_server_env
 from bench.harness.server import CommitStats, Server
 from bench.harness.wrk import WrkRun, run_wrk, wrk_script, wrk_version
@@ -220,41 +220,23 @@ class Result:
         return self.requests_per_s * self.batch_size
 
     def target(self) -> tuple[str, bool | None]:
-        if self.batch_size == 1:
-            met = self.requests_per_s >= TARGET_SINGLE_REQUESTS_PER_S and self.load.p99_ms <= TARGET_SINGLE_P99_MS
-            return f">= {TARGET_SINGLE_REQUESTS_PER_S:,.0f} req/s, p99 <= {TARGET_SINGLE_P99_MS:.0f} ms", met
-        if self.batch_size == TARGET_BATCH_SIZE:
-            return f">= {TARGET_BATCH_EVENTS_PER_S:,.0f} events/s", self.events_per_s >= TARGET_BATCH_EVENTS_PER_S
-        return "(none)", None
+        """The target in words, and whether it was met (None: no target for this batch size)."""
+        figures = self.figures()
+        words = {
+            1: f">= {TARGET_SINGLE_REQUESTS_PER_S:,.0f} req/s, p99 <= {TARGET_SINGLE_P99_MS:.0f} ms",
+            TARGET_BATCH_SIZE: f">= {TARGET_BATCH_EVENTS_PER_S:,.0f} events/s",
+        }
+        return words.get(self.batch_size, "(none)"), all(f.met for f in figures) if figures else None
 
     def figures(self) -> list[Figure]:
         if self.batch_size == 1:
             return [
-                Figure(
-                    "ingest_single_requests_per_s",
-                    self.requests_per_s,
-                    "req/s",
-                    f">={TARGET_SINGLE_REQUESTS_PER_S:g}",
-                    self.requests_per_s >= TARGET_SINGLE_REQUESTS_PER_S,
-                ),
-                Figure(
-                    "ingest_single_p99",
-                    self.load.p99_ms,
-                    "ms",
-                    f"<={TARGET_SINGLE_P99_MS:g}",
-                    self.load.p99_ms <= TARGET_SINGLE_P99_MS,
-                ),
+                at_least("ingest_single_requests_per_s", self.requests_per_s, "req/s", TARGET_SINGLE_REQUESTS_PER_S),
+                at_most("ingest_single_p99", self.load.p99_ms, "ms", TARGET_SINGLE_P99_MS),
             ]
         if self.batch_size == TARGET_BATCH_SIZE:
-            return [
-                Figure(
-                    f"ingest_batch{TARGET_BATCH_SIZE}_events_per_s",
-                    self.events_per_s,
-                    "events/s",
-                    f">={TARGET_BATCH_EVENTS_PER_S:g}",
-                    self.events_per_s >= TARGET_BATCH_EVENTS_PER_S,
-                )
-            ]
+            name = f"ingest_batch{TARGET_BATCH_SIZE}_events_per_s"
+            return [at_least(name, self.events_per_s, "events/s", TARGET_BATCH_EVENTS_PER_S)]
         return []
 
 

@@ -43,7 +43,7 @@ from typing import Any
 import httpx
 
 from bench.harness.cpu import CpuMeter, children_cpu_seconds, process_cpu_seconds
-from bench.harness.report import Figure, print_results
+from bench.harness.report import at_least, at_most, print_results
 from bench.harness.run import BenchError
 from bench.harness.server import Server
 from bench.harness.wrk import WrkRun, run_wrk, wrk_script
@@ -210,8 +210,8 @@ def main() -> int:
         return 1
     return print_results(
         [
-            Figure("middleware_throughput_ratio", ratio, "ratio", f">={TARGET_RATIO:g}", ratio >= TARGET_RATIO),
-            Figure("middleware_added_p50", added, "us", f"<={TARGET_ADDED_P50_US:g}", added <= TARGET_ADDED_P50_US),
+            at_least("middleware_throughput_ratio", ratio, "ratio", TARGET_RATIO),
+            at_most("middleware_added_p50", added, "us", TARGET_ADDED_P50_US),
         ]
     )
 

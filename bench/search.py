@@ -98,7 +98,7 @@ from opensearchpy import NotFoundError, OpenSearch
 
 from bench.harness.cpu import CpuMeter, CpuUse, own_cpu_seconds
 from bench.harness.opensearch import drop_indices, opensearch_cpu_seconds, start_opensearch_node
-from bench.harness.report import Figure, code_version, percentile, print_header, say
+from bench.harness.report import Figure, at_most, code_version, percentile, print_header, say
 from bench.harness.run import BenchError, Teardown, add_seed, benchmark_parser, run_benchmark
 from bench.harness.server import CommitStats, Server
 from eventlog.journal import Entry
@@ -657,7 +657,7 @@ def report(
     paced_sum = sum(q.paced.p(50) for q in queries)
     ratio = api_sum / direct_sum
     ratio_ok = ratio <= TARGET_RATIO
-    figures.append(Figure("search_api_overhead_ratio", ratio, "ratio", f"<={TARGET_RATIO:g}", ratio_ok))
+    figures.append(at_most("search_api_overhead_ratio", ratio, "ratio", TARGET_RATIO))
     median_ratio = statistics.median(ratios)
     worst_ratio, worst_ratio_name = max(zip(ratios, (q.spec.name for q in queries), strict=True))
     print(

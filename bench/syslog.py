@@ -46,7 +46,7 @@ from prometheus_client import CollectorRegistry
 
 from bench.harness.cpu import own_cpu_seconds
 from bench.harness.events import make_event
-from bench.harness.report import Figure, print_header, say
+from bench.harness.report import Figure, at_least, print_header, say
 from bench.harness.run import BenchError, Teardown, add_seed, benchmark_parser, run_benchmark
 from eventlog.canonical import canonical_json
 from eventlog.fanout import FanOut
@@ -188,7 +188,7 @@ def report(results: Sequence[Result], mean_bytes: float, args: argparse.Namespac
         verdict = ""
         if r.transport == "tcp":
             ok = r.rate >= TARGET_TCP_EVENTS_PER_S
-            figures.append(Figure("syslog_tcp_events_per_s", r.rate, "events/s", f">={TARGET_TCP_EVENTS_PER_S:g}", ok))
+            figures.append(at_least("syslog_tcp_events_per_s", r.rate, "events/s", TARGET_TCP_EVENTS_PER_S))
             verdict = f"   target >= {TARGET_TCP_EVENTS_PER_S:,.0f} {'OK' if ok else 'MISSED'}"
         print(
             f"{r.transport:<10} {r.confirmed_seconds:>11.2f} {r.rate:>10,.0f} {r.received_seconds:>21.2f} "

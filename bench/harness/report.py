@@ -42,6 +42,16 @@ class Figure:
         return f"RESULT {self.name} {self.value:.6g} {self.unit} target {self.target} {'met' if self.met else 'missed'}"
 
 
+def at_least(name: str, value: float, unit: str, target: float) -> Figure:
+    """A figure whose target is a floor."""
+    return Figure(name, value, unit, f">={target:g}", value >= target)
+
+
+def at_most(name: str, value: float, unit: str, target: float) -> Figure:
+    """A figure whose target is a ceiling."""
+    return Figure(name, value, unit, f"<={target:g}", value <= target)
+
+
 def print_results(figures: Sequence[Figure]) -> int:
     """Print one RESULT line per figure, last of all output; the exit status: 0 all met, 2 one missed."""
     print()
