@@ -112,7 +112,7 @@ from search.opensearch.sink import BulkRetry, chunks, rejections
 from search.opensearch.template import alias, install
 from search.query import Node, Range
 from search.reads import Reads
-from search.sqlite.query import to_sqlite
+from search.sqlite.query import ip_key, to_sqlite
 from search.sqlite.store import SqliteStore
 from tests.search_cases import (
     NOT_SELF_AUDIT,
@@ -352,6 +352,7 @@ class Embedded:
         plan: list[str] = []
         depth: dict[int, int] = {}
         with contextlib.closing(sqlite3.connect(self.path)) as conn:
+            conn.create_function("ip_key", 1, ip_key, deterministic=True)  # the store's SQL calls it
             for node, parent, _, detail in conn.execute("EXPLAIN QUERY PLAN " + sql):
                 depth[node] = depth.get(parent, -1) + 1
                 plan.append("  " * depth[node] + str(detail))
