@@ -28,7 +28,6 @@ Exit status: 0 target met, 2 target missed, 1 error.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import gzip
@@ -49,7 +48,9 @@ from typing import Any
 import boto3
 import orjson
 
-from bench.harness import CpuMeter, CpuUse, Figure, own_cpu_seconds, print_results, process_cpu_seconds
+from bench.harness.cpu import CpuMeter, CpuUse, own_cpu_seconds, process_cpu_seconds
+from bench.harness.report import at_least, print_results
+from bench.harness.run import benchmark_parser
 from eventlog.journal import Journal
 from eventlog.settings import Settings
 from ingest.cloudtrail.checkpoints import CheckpointStore
@@ -224,7 +225,7 @@ def _stored(data_dir: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.cloudtrail", description=__doc__.split("\n\n")[0])
+    parser = benchmark_parser("cloudtrail", __doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=100_000, help="records to generate (default 100000)")
     parser.add_argument("--records-per-file", type=int, default=1_000, help="records in one log file (default 1000)")
     args = parser.parse_args(argv)
@@ -275,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         stop()
         shutil.rmtree(work, ignore_errors=True)
-    return print_results([Figure("cloudtrail_records_per_s", rate, "records/s", f">={TARGET_RECORDS_PER_S:g}", met)])
+    return print_results([at_least("cloudtrail_records_per_s", rate, "records/s", TARGET_RECORDS_PER_S)])
 
 
 if __name__ == "__main__":

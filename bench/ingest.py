@@ -42,22 +42,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.events import make_event
-from bench.harness import (
-    BenchError,
-    CommitStats,
-    CpuMeter,
-    Figure,
-    Server,
-    children_cpu_seconds,
-    own_cpu_seconds,
-    percentile,
-    print_header,
-    print_results,
-    run_wrk,
-    wrk_script,
-    wrk_version,
-)
+from bench.harness.cpu import CpuMeter, children_cpu_seconds, own_cpu_seconds
+from bench.harness.events import make_event
+from bench.harness.report import Figure, at_least, at_most, percentile, print_header, print_results
+from bench.harness.run import BenchError, add_server_env
+from bench.harness.server import CommitStats, Server
+from bench.harness.wrk import WrkRun, run_wrk, wrk_script, wrk_version
 from tests.integration.server import ServerError
 
 TARGET_BATCH_SIZE = 100
@@ -77,7 +67,7 @@ READY_TIMEOUT_SECONDS = 30.0
 DRAIN_TIMEOUT_SECONDS = 120.0
 NOISY_OTHER_CPU = 0.15  # cores used by other processes above which a run's figures are suspect
 
-# wrk's requests (bench/harness.py's script sends them in rotation): one pre-formatted POST per line of
+# wrk's requests (bench/harness/wrk.py's driver sends them in rotation): one pre-formatted POST per line of
 # the bodies file (args[1]), with the token args[2].
 REQUESTS_LUA = r"""
 function requests_for(args)
@@ -117,19 +107,6 @@ def make_bodies(batch_size: int, seed: int) -> tuple[list[bytes], float]:
 # -- load generators -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Load:
-    """What the client saw in one run."""
-
-    seconds: float
-    ok: int  # 2xx answers
-    non2xx: int
-    socket_errors: int
-    p50_ms: float
-    p99_ms: float
-    first_error: str = ""
-
-
 class Progress(threading.Thread):
     """Prints the server's committed events/s and sink lag once a second while load runs."""
 
@@ -166,7 +143,7 @@ class Progress(threading.Thread):
         self.join()
 
 
-async def _httpx_load(url: str, token: str, bodies: Sequence[bytes], concurrency: int, seconds: int) -> Load:
+async def _httpx_load(url: str, token: str, bodies: Sequence[bytes], concurrency: int, seconds: int) -> WrkRun:
     import httpx
 
     latencies: list[float] = []
@@ -200,18 +177,18 @@ async def _httpx_load(url: str, token: str, bodies: Sequence[bytes], concurrency
                         first_error.append(f"{answer.status_code} {answer.text[:400]}")
 
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return Load(
+    return WrkRun(
+        requests=counts["ok"] + counts["non2xx"],
         seconds=time.perf_counter() - started,
-        ok=counts["ok"],
         non2xx=counts["non2xx"],
         socket_errors=counts["errors"],
-        p50_ms=percentile(latencies, 50) * 1000,
-        p99_ms=percentile(latencies, 99) * 1000,
+        p50_us=percentile(latencies, 50) * 1e6,
+        p99_us=percentile(latencies, 99) * 1e6,
         first_error=first_error[0] if first_error else "",
     )
 
 
-def run_httpx(url: str, token: str, bodies: Sequence[bytes], concurrency: int, seconds: int) -> Load:
+def run_httpx(url: str, token: str, bodies: Sequence[bytes], concurrency: int, seconds: int) -> WrkRun:
     return asyncio.run(_httpx_load(url, token, bodies, concurrency, seconds))
 
 
@@ -222,7 +199,7 @@ def run_httpx(url: str, token: str, bodies: Sequence[bytes], concurrency: int, s
 class Result:
     batch_size: int
     concurrency: int
-    load: Load
+    load: WrkRun
     commits: CommitStats
     lag_at_end: int
     drain_seconds: float
@@ -243,41 +220,23 @@ class Result:
         return self.requests_per_s * self.batch_size
 
     def target(self) -> tuple[str, bool | None]:
-        if self.batch_size == 1:
-            met = self.requests_per_s >= TARGET_SINGLE_REQUESTS_PER_S and self.load.p99_ms <= TARGET_SINGLE_P99_MS
-            return f">= {TARGET_SINGLE_REQUESTS_PER_S:,.0f} req/s, p99 <= {TARGET_SINGLE_P99_MS:.0f} ms", met
-        if self.batch_size == TARGET_BATCH_SIZE:
-            return f">= {TARGET_BATCH_EVENTS_PER_S:,.0f} events/s", self.events_per_s >= TARGET_BATCH_EVENTS_PER_S
-        return "(none)", None
+        """The target in words, and whether it was met (None: no target for this batch size)."""
+        figures = self.figures()
+        words = {
+            1: f">= {TARGET_SINGLE_REQUESTS_PER_S:,.0f} req/s, p99 <= {TARGET_SINGLE_P99_MS:.0f} ms",
+            TARGET_BATCH_SIZE: f">= {TARGET_BATCH_EVENTS_PER_S:,.0f} events/s",
+        }
+        return words.get(self.batch_size, "(none)"), all(f.met for f in figures) if figures else None
 
     def figures(self) -> list[Figure]:
         if self.batch_size == 1:
             return [
-                Figure(
-                    "ingest_single_requests_per_s",
-                    self.requests_per_s,
-                    "req/s",
-                    f">={TARGET_SINGLE_REQUESTS_PER_S:g}",
-                    self.requests_per_s >= TARGET_SINGLE_REQUESTS_PER_S,
-                ),
-                Figure(
-                    "ingest_single_p99",
-                    self.load.p99_ms,
-                    "ms",
-                    f"<={TARGET_SINGLE_P99_MS:g}",
-                    self.load.p99_ms <= TARGET_SINGLE_P99_MS,
-                ),
+                at_least("ingest_single_requests_per_s", self.requests_per_s, "req/s", TARGET_SINGLE_REQUESTS_PER_S),
+                at_most("ingest_single_p99", self.load.p99_ms, "ms", TARGET_SINGLE_P99_MS),
             ]
         if self.batch_size == TARGET_BATCH_SIZE:
-            return [
-                Figure(
-                    f"ingest_batch{TARGET_BATCH_SIZE}_events_per_s",
-                    self.events_per_s,
-                    "events/s",
-                    f">={TARGET_BATCH_EVENTS_PER_S:g}",
-                    self.events_per_s >= TARGET_BATCH_EVENTS_PER_S,
-                )
-            ]
+            name = f"ingest_batch{TARGET_BATCH_SIZE}_events_per_s"
+            return [at_least(name, self.events_per_s, "events/s", TARGET_BATCH_EVENTS_PER_S)]
         return []
 
 
@@ -296,10 +255,10 @@ class Bench:
             return int(self.args.concurrency)
         return DEFAULT_CONCURRENCY.get(batch_size, FALLBACK_CONCURRENCY)
 
-    def _load(self, bodies: list[bytes], bodies_file: Path, concurrency: int, seconds: int) -> Load:
+    def _load(self, bodies: list[bytes], bodies_file: Path, concurrency: int, seconds: int) -> WrkRun:
         url = self.server.url + "/v1/events"
         if self.wrk is not None:
-            run = run_wrk(
+            return run_wrk(
                 self.wrk,
                 self.work / "post.lua",
                 url,
@@ -309,18 +268,9 @@ class Bench:
                 threads=self.args.wrk_threads,
                 script_args=(str(bodies_file), self.token),
             )
-            return Load(
-                run.seconds,
-                run.ok,
-                run.non2xx,
-                run.socket_errors,
-                run.p50_us / 1000,
-                run.p99_us / 1000,
-                run.first_error,
-            )
         return run_httpx(url, self.token, bodies, concurrency, seconds)
 
-    def _checked(self, load: Load, what: str) -> Load:
+    def _checked(self, load: WrkRun, what: str) -> WrkRun:
         if load.non2xx or load.socket_errors:
             raise BenchError(
                 f"{what}: {load.non2xx} answers outside 2xx and {load.socket_errors} socket errors/timeouts "
@@ -507,13 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
         "shares the CPU with the server)",
     )
     parser.add_argument("--wrk-threads", type=_positive, default=1, help="wrk threads (default: 1, enough here)")
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra environment of the server, e.g. EVENTLOG_LOG_LEVEL=WARNING (repeatable)",
-    )
+    add_server_env(parser, "EVENTLOG_LOG_LEVEL=WARNING")
     return parser
 
 
@@ -533,12 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Given in full, EVENTLOG_* included: Server (the tests' ServerProcess) drops this process's EVENTLOG_*
     # settings unless it is handed them, and a setting exported for a benchmark run must reach the server.
     env = dict(os.environ)
-    for item in args.server_env:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            print(f"bench/ingest.py: error: --server-env {item!r}: expected NAME=VALUE", file=sys.stderr)
-            return 2
-        env[name] = value
+    env.update(args.server_env)
 
     work = Path(tempfile.mkdtemp(prefix="eventlog-bench-"))
     data_dir = work / "data"

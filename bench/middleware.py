@@ -42,18 +42,11 @@ from typing import Any
 
 import httpx
 
-from bench.harness import (
-    BenchError,
-    CpuMeter,
-    Figure,
-    Server,
-    WrkRun,
-    children_cpu_seconds,
-    print_results,
-    process_cpu_seconds,
-    run_wrk,
-    wrk_script,
-)
+from bench.harness.cpu import CpuMeter, children_cpu_seconds, process_cpu_seconds
+from bench.harness.report import at_least, at_most, print_results
+from bench.harness.run import BenchError
+from bench.harness.server import Server
+from bench.harness.wrk import WrkRun, run_wrk, wrk_script
 from tests.integration.examples.example_process import ExampleProcess
 from tests.integration.server import CLEAN_EXIT_CODES
 
@@ -62,7 +55,7 @@ TARGET_ADDED_P50_US = 100.0
 MASTER = "bench-master-token-0123456789"
 TABLE = "in.c-bench.sales"
 
-# wrk's requests (bench/harness.py's script sends them in rotation): three authenticated GETs, the token args[1].
+# wrk's requests (bench/harness/wrk.py's driver sends them in rotation): three authenticated GETs, the token args[1].
 REQUESTS_LUA = r"""
 function requests_for(args)
    local requests = {}
@@ -217,8 +210,8 @@ def main() -> int:
         return 1
     return print_results(
         [
-            Figure("middleware_throughput_ratio", ratio, "ratio", f">={TARGET_RATIO:g}", ratio >= TARGET_RATIO),
-            Figure("middleware_added_p50", added, "us", f"<={TARGET_ADDED_P50_US:g}", added <= TARGET_ADDED_P50_US),
+            at_least("middleware_throughput_ratio", ratio, "ratio", TARGET_RATIO),
+            at_most("middleware_added_p50", added, "us", TARGET_ADDED_P50_US),
         ]
     )
 

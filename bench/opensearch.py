@@ -68,27 +68,16 @@ import uuid_utils
 from opensearchpy import OpenSearch
 from opensearchpy.helpers import bulk
 
-from bench.events import make_event
-from bench.harness import (
-    BenchError,
-    CpuMeter,
-    Figure,
-    Server,
-    Teardown,
-    drop_indices,
-    own_cpu_seconds,
-    percentile,
-    print_header,
-    run_benchmark,
-    say,
-    start_opensearch_node,
-)
-from eventlog.canonical import canonical_json
-from eventlog.chain import GENESIS, link_hash
-from eventlog.model import EventIn, to_document
+from bench.harness.cpu import CpuMeter, CpuUse, own_cpu_seconds
+from bench.harness.events import make_event
+from bench.harness.opensearch import drop_indices, start_opensearch_node
+from bench.harness.report import Figure, at_least, at_most, percentile, print_header, say
+from bench.harness.run import BenchError, Teardown, add_seed, add_server_env, benchmark_parser, run_benchmark
+from bench.harness.server import Server
 from search.opensearch.sink import document_id
 from search.opensearch.template import alias, index_for, install
 from search.text import searchable_text
+from tests.trail import Chain
 
 TARGET_RATIO = 0.7
 TARGET_P99_S = 2.0
@@ -107,17 +96,12 @@ DEFAULT_RAW_MAX_BYTES = 5 * 1024 * 1024
 def stored_documents(inputs: Sequence[dict[str, Any]], stream: str) -> list[dict[str, Any]]:
     """What eventlog stores for these inputs: validated, server fields set, chained; plus the `fulltext` tokens."""
     now = datetime.now(UTC)
-    context = {"now": now, "retention_days": 14, "max_future_seconds": 300, "max_details_depth": 8}
-    prev = GENESIS
-    documents: list[dict[str, Any]] = []
-    for seq, raw in enumerate(inputs, start=1):
-        event = EventIn.model_validate(raw, context=context)
-        document = to_document(event, event_id=str(uuid_utils.uuid7()), tenant=TENANT, received_at=now)
-        digest = link_hash(prev, canonical_json(document))
-        document["chain"] = {"stream": stream, "seq": seq, "prev": prev, "hash": digest}
+    chain = Chain(stream, now)
+    documents = [
+        chain.document(raw, tenant=TENANT, event_id=str(uuid_utils.uuid7()), received_at=now) for raw in inputs
+    ]
+    for document in documents:
         document["fulltext"] = searchable_text(document)
-        documents.append(document)
-        prev = digest
     return documents
 
 
@@ -288,25 +272,23 @@ class Probe:
 class EventlogResult:
     events: int
     requests: int
+    statuses: dict[int, int]
+    # on the monotonic clock: the first request sent, the last 201 received, the count reaching `events`
     first_sent: float
     last_acked: float
     searchable_at: float
-    delays: list[float]
-    statuses: dict[int, int]
-    server_cpu_s: float
-    bench_cpu_s: float
-    probe_errors: int
-    probe_first_error: str
+    probe: Probe  # the delays it measured, its errors
+    cpu: CpuUse  # of "server" and "bench"
     dead_letters: int
     sinks: dict[str, dict[str, Any]]  # /readyz after the run
 
     @property
-    def seconds(self) -> float:
-        return self.searchable_at - self.first_sent
-
-    @property
     def rate(self) -> float:
         return self.events / self.seconds
+
+    @property
+    def seconds(self) -> float:
+        return self.searchable_at - self.first_sent
 
     @property
     def ingest_rate(self) -> float:
@@ -446,12 +428,9 @@ def run_eventlog(
         first_sent=first_sent,
         last_acked=last_acked,
         searchable_at=searchable_at,
-        delays=probe.delays,
         statuses=statuses,
-        server_cpu_s=used.seconds["server"],
-        bench_cpu_s=used.seconds["bench"],
-        probe_errors=probe.errors,
-        probe_first_error=probe.first_error,
+        probe=probe,
+        cpu=used,
         dead_letters=len(letters),
         sinks=sinks,
     )
@@ -462,8 +441,8 @@ def run_eventlog(
 
 def report(raw: RawResult, evl: EventlogResult, workload: Workload, args: argparse.Namespace) -> list[Figure]:
     ratio = evl.rate / raw.rate
-    p50, p99 = percentile(evl.delays, 50), percentile(evl.delays, 99)
-    worst = max(evl.delays) if evl.delays else float("nan")
+    p50, p99 = percentile(evl.probe.delays, 50), percentile(evl.probe.delays, 99)
+    worst = max(evl.probe.delays) if evl.probe.delays else float("nan")
     ratio_ok, p99_ok = ratio >= TARGET_RATIO, p99 <= TARGET_P99_S
     sink = evl.sinks.get("opensearch", {})
     n = len(workload.inputs)
@@ -481,25 +460,25 @@ def report(raw: RawResult, evl: EventlogResult, workload: Workload, args: argpar
     )
     print(f"{'  of which: all 201s received':<44} {evl.last_acked - evl.first_sent:>8.2f} {evl.ingest_rate:>10,.0f}")
     print()
-    print(f"201 -> searchable delay over {len(evl.delays):,} sampled batches (1 in {args.sample_every}):")
+    print(f"201 -> searchable delay over {len(evl.probe.delays):,} sampled batches (1 in {args.sample_every}):")
     print(
         f"  p50 {p50:.3f} s   p99 {p99:.3f} s (target <= {TARGET_P99_S:g} s) {'OK' if p99_ok else 'MISSED'}"
         f"   max {worst:.3f} s"
     )
     print()
     print(
-        f"CPU during the eventlog phase: eventlog serve {evl.server_cpu_s:.1f} s, this client {evl.bench_cpu_s:.1f} s "
+        f"CPU during the eventlog phase: eventlog serve {evl.cpu.seconds['server']:.1f} s, this client {evl.cpu.seconds['bench']:.1f} s "
         f"(over {evl.seconds:.1f} s wall on {os.cpu_count()} cores)"
     )
     print(
         f"answers {dict(sorted(evl.statuses.items()))}; dead letters {evl.dead_letters}; probe errors "
-        f"{evl.probe_errors}; /readyz sink after: state {sink.get('state')}, lag {sink.get('lag_events')}"
+        f"{evl.probe.errors}; /readyz sink after: state {sink.get('state')}, lag {sink.get('lag_events')}"
     )
-    if evl.probe_first_error:
-        print(f"first probe error (retried): {evl.probe_first_error}")
+    if evl.probe.first_error:
+        print(f"first probe error (retried): {evl.probe.first_error}")
     return [
-        Figure("opensearch_ratio_to_raw_bulk", ratio, "ratio", f">={TARGET_RATIO:g}", ratio_ok),
-        Figure("opensearch_searchable_p99", p99, "s", f"<={TARGET_P99_S:g}", p99_ok),
+        at_least("opensearch_ratio_to_raw_bulk", ratio, "ratio", TARGET_RATIO),
+        at_most("opensearch_searchable_p99", p99, "s", TARGET_P99_S),
     ]
 
 
@@ -507,17 +486,12 @@ def report(raw: RawResult, evl: EventlogResult, workload: Workload, args: argpar
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.opensearch",
-        description=(
-            "Index the same N events into OpenSearch twice on one node: raw opensearch.helpers.bulk, then "
-            "through POST /v1/events and eventlog's fan-out; print both rates, their ratio (target >= 0.7) "
-            "and the p99 delay from 201 to searchable (target <= 2 s)."
-        ),
-        epilog=(
-            "Uses OPENSEARCH_URL when set; otherwise starts a node with scripts/opensearch.sh and stops it after. "
-            "Exit status: 0 all targets met, 2 a target missed, 1 error."
-        ),
+    parser = benchmark_parser(
+        "opensearch",
+        "Index the same N events into OpenSearch twice on one node: raw opensearch.helpers.bulk, then "
+        "through POST /v1/events and eventlog's fan-out; print both rates, their ratio (target >= 0.7) "
+        "and the p99 delay from 201 to searchable (target <= 2 s).",
+        "Uses OPENSEARCH_URL when set; otherwise starts a node with scripts/opensearch.sh and stops it after.",
     )
     parser.add_argument("--events", type=int, default=100_000, help="events N (default: 100000)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients posting batches (default: 4)")
@@ -551,14 +525,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=20_000,
         help="documents bulk-indexed into a throwaway index before the raw phase, to warm the JVM (default: 20000)",
     )
-    parser.add_argument("--seed", type=int, default=1, help="seed of the event generator (default: 1)")
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="extra environment of eventlog serve, e.g. EVENTLOG_FANOUT_BATCH_EVENTS=5000 (repeatable)",
-    )
+    add_seed(parser)
+    add_server_env(parser, "EVENTLOG_FANOUT_BATCH_EVENTS=5000")
     parser.add_argument("--keep-indices", action="store_true", help="keep the benchmark's indices and templates")
     args = parser.parse_args(argv)
     if args.events < BATCH_EVENTS or args.events % BATCH_EVENTS:
@@ -570,9 +538,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         or (args.rate is not None and args.rate <= 0)
     ):
         parser.error("--clients, --sample-every, --probe-interval and --rate must be positive")
-    for item in args.server_env:
-        if "=" not in item:
-            parser.error(f"--server-env {item!r}: expected NAME=VALUE")
     return args
 
 
@@ -582,8 +547,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def benchmark(args: argparse.Namespace, teardown: Teardown) -> list[Figure]:
-    """One run; True when every target was met."""
-    server_env = dict(item.split("=", 1) for item in args.server_env)
+    """One run: its figures."""
+    server_env = dict(args.server_env)
     run = uuid.uuid4().hex[:8]
     raw_prefix, evl_prefix = f"benchraw{run}", f"benchevl{run}"
     work = Path(tempfile.mkdtemp(prefix="eventlog-bench-opensearch-"))

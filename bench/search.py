@@ -2,26 +2,22 @@
 
 One run:
 
-1. load: N generated events (default 1 000 000) spread over the 13 days
-   before the run started, for five tenants of which one ("acme", 80 %) holds
-   most of them, so that its queries scan a lot. Actions, actors (users with
-   names, services, CI tokens), IPv4 and IPv6 addresses, outcomes, statuses,
-   durations, messages from a vocabulary and nested details vary like a real
-   trail. Every stored document is built exactly as the service builds it:
-   `EventIn` validation, `to_document`, RFC 8785 canonical JSON and the SHA-256
-   chain link (one stream), UUIDv7 ids taken at receipt time. Loading 1M
-   events through `POST /v1/events` would take most of an hour on a 2-core
-   machine, so they are loaded DIRECTLY into both stores, with the code the
-   fan-out runs: `SqliteStore._insert` (journal `Entry` objects, 5 000 per
-   transaction) into `<work>/sqlite/search.db`, and the OpenSearch sink's
-   `bulk_lines`/`chunks`/`rejections` with `_bulk` into daily indices made from
-   eventlog's own template (`template.install`, 1 shard, 0 replicas) under a
-   prefix of their own; then one refresh. The journals of the two services
-   start empty: nothing but the services' own self-audit events goes through
-   them.
-2. conformance: every query is run once on both stores in-process (no HTTP),
-   leaving out self-audit events; the results must be the same (ids of the
-   page, counts, buckets, facet values).
+1. load: N events of the generated trail (tests/trail.py; default 1 000 000)
+   spread over the 13 days before the run started, for five tenants of which
+   one ("acme", 80 %) holds most of them, so that its queries scan a lot.
+   Loading 1M events through `POST /v1/events` would take most of an hour on
+   a 2-core machine, so they are loaded DIRECTLY into both stores, with the
+   code the fan-out runs: `SqliteStore.deliver` (journal `Entry` objects,
+   5 000 per transaction) into `<work>/sqlite/search.db`, and the OpenSearch
+   sink's `bulk_lines`/`chunks`/`rejections` with `_bulk` into daily indices
+   made from eventlog's own template (`template.install`, 1 shard, 0
+   replicas) under a prefix of their own; then one refresh. The journals of
+   the two services start empty: nothing but the services' own self-audit
+   events goes through them.
+2. conformance: every query once on both stores in-process (no HTTP),
+   self-audit events left out, by `tests.search_cases.compare` (the check of
+   tests/integration/search/test_conformance.py); the results (ids of the
+   page, buckets, facet values) and each store's count of matches must agree.
 3. embedded: `eventlog serve --data-dir <work>/sqlite` as a subprocess, a
    token of the big tenant (`eventlog tokens create --scopes events:read`),
    then `--runs` rounds (default 30); a round sends the 20 queries once each
@@ -38,12 +34,12 @@ One run:
    sent with an OpenSearch client built by `search.opensearch.client.build_client`
    from the same settings (routing by tenant, same params, same timeouts).
 
-The queries: 16 that return events (GET /v1/events: free text, fields,
-prefixes, ranges, a time window, CIDR v4 and v6, a boolean, details, and a
-deep page: the 20th page of 100, reached once by following `next_cursor` and
-then timed with that cursor) and 4 aggregations (2 histograms, 2 facets).
-Histograms and facets carry `until` = the load time, so the services'
-self-audit events do not change their results.
+The queries (tests/search_cases.py): 16 that return events (GET /v1/events:
+free text, fields, prefixes, ranges, a time window, CIDR v4 and v6, a
+boolean, details, and a deep page: the 20th page of 100, reached once by
+following `next_cursor` and then timed with that cursor) and 4 aggregations
+(2 histograms, 2 facets), which carry `until` = the load time, so that the
+services' self-audit events do not change their results.
 
 Every API read also appends a self-audit event to the journal (fsync) after
 its response is sent, which the fan-out then delivers to the store: that is
@@ -82,351 +78,66 @@ import contextlib
 import math
 import os
 import queue
-import random
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import httpx
 import orjson
-import uuid_utils
 from opensearchpy import NotFoundError, OpenSearch
 
-from bench.harness import (
-    BenchError,
-    CommitStats,
-    CpuMeter,
-    CpuUse,
-    Figure,
-    Server,
-    Teardown,
-    drop_indices,
-    own_cpu_seconds,
-    percentile,
-    print_header,
-    run_benchmark,
-    say,
-    start_opensearch_node,
-)
-from eventlog.canonical import canonical_json
-from eventlog.chain import GENESIS, link_hash
+from bench.harness.cpu import CpuMeter, CpuUse, own_cpu_seconds
+from bench.harness.opensearch import drop_indices, opensearch_cpu_seconds, start_opensearch_node
+from bench.harness.report import Figure, at_most, code_version, percentile, print_header, say
+from bench.harness.run import BenchError, Teardown, add_seed, benchmark_parser, run_benchmark
+from bench.harness.server import CommitStats, Server
 from eventlog.journal import Entry
-from eventlog.model import EventIn, format_time, time_to_us, to_document
+from eventlog.model import format_time
 from eventlog.settings import Settings
 from search import cursor as cursors
-from search.backend import Bucket, EventQuery, FacetValue, Scope, SearchBackend, all_of
+from search.backend import EventQuery, SearchBackend, all_of
 from search.opensearch.backend import OpenSearchBackend, scoped
 from search.opensearch.client import build_client
 from search.opensearch.sink import BulkRetry, chunks, rejections
 from search.opensearch.template import alias, install
-from search.query import Node, Not, Range, Term, parse
+from search.query import Node, Range
 from search.reads import Reads
-from search.sqlite.query import to_sqlite
+from search.sqlite.query import ip_key, to_sqlite
 from search.sqlite.store import SqliteStore
+from tests.search_cases import (
+    NOT_SELF_AUDIT,
+    PAGE,
+    SCOPE,
+    Case,
+    Comparison,
+    Result,
+    Spec,
+    api_result,
+    ask,
+    build_cases,
+    compare,
+    same_result,
+    walk,
+)
+from tests.trail import BIG_TENANT, Generator
 
 TARGET_OPENSEARCH_P95_MS = 50.0
 TARGET_EMBEDDED_P95_MS = 150.0
 TARGET_RATIO = 1.3
-
-TENANTS: tuple[tuple[str, float], ...] = (
-    ("acme", 0.80),
-    ("globex", 0.08),
-    ("initech", 0.06),
-    ("umbrella", 0.04),
-    ("hooli", 0.02),
-)
-BIG_TENANT = "acme"
-SCOPE = Scope(BIG_TENANT)  # every query of the benchmark reads this tenant
-SPAN = timedelta(days=13)
-STREAM = "bench-search"
 LOAD_CHUNK = 5_000  # events per SQLite transaction and per batch handed to the OpenSearch writer
-PAGE = 100
 HTTP_TIMEOUT_S = 120.0
 PROGRESS_EVERY_S = 5.0
 MANIFEST = "manifest.json"
-
-
-# -- realistic events --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Action:
-    name: str
-    weight: float
-    target_type: str
-    method: str
-    route: str
-    verb: str  # past tense, for the message
-    source: str = "api"
-
-
-_ACTIONS: tuple[Action, ...] = (
-    Action("storage.objects.read", 20, "object", "GET", "/v1/buckets/{bucket}/objects/{target}", "read"),
-    Action("storage.objects.write", 9, "object", "PUT", "/v1/buckets/{bucket}/objects/{target}", "wrote"),
-    Action("storage.tables.create", 3, "table", "POST", "/v1/projects/{project}/tables", "created"),
-    Action("storage.tables.delete", 1, "table", "DELETE", "/v1/projects/{project}/tables/{target}", "deleted"),
-    Action("storage.tables.export", 2, "table", "POST", "/v1/projects/{project}/tables/{target}:export", "exported"),
-    Action("iam.users.update", 2, "user", "PATCH", "/v1/users/{target}", "updated"),
-    Action("iam.roles.grant", 1, "role_binding", "POST", "/v1/projects/{project}/roles/{target}:grant", "granted"),
-    Action("iam.roles.revoke", 0.5, "role_binding", "POST", "/v1/projects/{project}/roles/{target}:revoke", "revoked"),
-    Action("auth.sessions.create", 12, "session", "POST", "/v1/sessions", "opened"),
-    Action("auth.sessions.delete", 4, "session", "DELETE", "/v1/sessions/{target}", "closed"),
-    Action(
-        "auth.password.reset",
-        0.5,
-        "user",
-        "POST",
-        "/v1/users/{target}/password:reset",
-        "requested a password reset for",
-    ),
-    Action("auth.mfa.verify", 3, "session", "POST", "/v1/sessions/{target}/mfa", "passed the MFA challenge of"),
-    Action(
-        "compute.instances.start", 3, "instance", "POST", "/v1/projects/{project}/instances/{target}:start", "started"
-    ),
-    Action(
-        "compute.instances.stop", 3, "instance", "POST", "/v1/projects/{project}/instances/{target}:stop", "stopped"
-    ),
-    Action(
-        "compute.instances.resize", 0.5, "instance", "PATCH", "/v1/projects/{project}/instances/{target}", "resized"
-    ),
-    Action("billing.invoices.download", 1, "invoice", "GET", "/v1/billing/invoices/{target}/pdf", "downloaded"),
-    Action("billing.plans.change", 0.2, "plan", "PUT", "/v1/billing/plan", "changed"),
-    Action("kms.keys.rotate", 0.3, "crypto_key", "POST", "/v1/projects/{project}/keys/{target}:rotate", "rotated"),
-    Action("kms.keys.decrypt", 5, "crypto_key", "POST", "/v1/projects/{project}/keys/{target}:decrypt", "used"),
-    Action(
-        "network.firewall.update", 0.5, "firewall_rule", "PUT", "/v1/projects/{project}/firewall/{target}", "changed"
-    ),
-    Action("jobs.runs.create", 8, "job", "POST", "/v1/projects/{project}/jobs/{target}/runs", "ran"),
-    Action("jobs.runs.cancel", 1, "job", "POST", "/v1/projects/{project}/jobs/{target}/runs:cancel", "cancelled"),
-    Action("cloudtrail.s3.PutObject", 5, "s3_object", "PUT", "/{bucket}/{target}", "put", "cloudtrail"),
-    Action("cloudtrail.sts.AssumeRole", 3, "iam_role", "POST", "/", "assumed", "cloudtrail"),
-    Action("http.GET", 6, "route", "GET", "/api/v2/{bucket}/{target}", "called", "middleware"),
-    Action("http.POST", 3, "route", "POST", "/api/v2/{bucket}", "called", "middleware"),
-)
-_ACTION_WEIGHTS = tuple(a.weight for a in _ACTIONS)
-
-_FIRST = ("Ada", "Grace", "Alan", "Katherine", "Linus", "Margaret", "José", "Zoë", "Chen", "Priya", "Olu", "Ines")
-_LAST = ("Lovelace", "Hopper", "Turing", "Johnson", "Hamilton", "Müller", "Novák", "Okafor", "Sato", "Ivanova")
-_SERVICES = tuple(
-    f"svc-{n}"
-    for n in (
-        "billing",
-        "deployer",
-        "backup",
-        "scheduler",
-        "ingest",
-        "reporting",
-        "search",
-        "mailer",
-        "etl",
-        "auth",
-        "cdn",
-        "metrics",
-    )
-)
-_TABLES = ("sales", "payroll", "customers", "orders", "inventory", "web_events", "churn_scores", "ledger", "leads")
-_BUCKETS = ("exports", "raw-landing", "backups", "reports", "ml-features")
-_JOBS = ("nightly-etl", "payroll-sync", "dbt-run", "crm-import", "backup-verify", "invoice-mailer")
-_INSTANCES = ("worker", "api", "db-replica", "gpu-trainer", "bastion")
-_AGENTS = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Safari/605.1.15",
-    "terraform-provider-acme/3.4.1 Terraform/1.9.8",
-    "acme-cli/2.18.0 python/3.12.4 linux/x86_64",
-    "aws-sdk-go-v2/1.30.3 os/linux lang/go#1.22.5",
-)
-_REGIONS = ("eu-west-1", "eu-central-1", "us-east-1", "ap-southeast-2")
-_ENVS = ("prod", "prod", "prod", "staging", "dev")
-_LABELS = ("pii", "finance", "team-data", "team-platform", "gdpr", "sox")
-# Failure statuses with weights and the reason a message ends with.
-_FAILURES: tuple[tuple[int, float, str], ...] = (
-    (403, 35, "permission denied"),
-    (404, 20, "not found"),
-    (409, 10, "conflict with an existing resource"),
-    (422, 10, "validation failed"),
-    (429, 10, "quota exceeded"),
-    (500, 5, "internal error"),
-    (502, 3, "upstream timeout"),
-    (503, 7, "service unavailable"),
-)
-_FAILURE_WEIGHTS = tuple(f[1] for f in _FAILURES)
-
-
-def _ip(rng: random.Random) -> str:
-    """Private IPv4 (10.0-63.x.x), documentation IPv4 (RFC 5737) and IPv6 (RFC 3849) addresses."""
-    roll = rng.random()
-    if roll < 0.75:
-        return f"10.{rng.randrange(64)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-    if roll < 0.85:
-        return f"{rng.choice(('192.0.2', '198.51.100', '203.0.113'))}.{rng.randrange(1, 255)}"
-    return f"2001:db8:{rng.randrange(256):x}::{rng.randrange(1, 0x10000):x}"
-
-
-def _user(rng: random.Random) -> tuple[str, str]:
-    """A user id and its (stable) name; a few users do most of the work."""
-    n = min(int(rng.expovariate(1 / 300)), 4999)
-    return f"u-{n:05d}", f"{_FIRST[n % len(_FIRST)]} {_LAST[(n // len(_FIRST)) % len(_LAST)]}"
-
-
-def _target_name(rng: random.Random, action: Action, project: str) -> str:
-    kind = action.target_type
-    if kind == "table":
-        return rng.choice(_TABLES)
-    if kind in ("object", "s3_object"):
-        return f"{rng.choice(_TABLES)}/{rng.randrange(2025, 2027)}-{rng.randrange(1, 13):02d}/part-{rng.randrange(64):04d}.parquet"
-    if kind == "job":
-        return rng.choice(_JOBS)
-    if kind == "instance":
-        return f"{rng.choice(_INSTANCES)}-{rng.randrange(40)}"
-    if kind == "invoice":
-        return f"invoice INV-2026-{rng.randrange(100_000):06d}"
-    if kind == "user":
-        return _user(rng)[1]
-    if kind == "crypto_key":
-        return f"{rng.choice(_ENVS)}-{rng.choice(('db', 'backup', 'token'))}-key"
-    if kind == "iam_role":
-        return f"arn:aws:iam::123456789012:role/{rng.choice(('deployer', 'readonly', 'admin', 'etl'))}"
-    if kind == "route":
-        return f"/api/v2/{rng.choice(_BUCKETS)}"
-    return f"{kind} of {project}"
-
-
-def make_event(rng: random.Random, at: datetime) -> dict[str, Any]:
-    """One plausible audit event as a producer sends it, at time `at`."""
-    action = rng.choices(_ACTIONS, weights=_ACTION_WEIGHTS)[0]
-    project = f"prj-{min(int(rng.expovariate(1 / 40)), 999):04d}"
-    target_id = f"{action.target_type[:3]}-{rng.getrandbits(40):010x}"
-    target_name = _target_name(rng, action, project)
-    roll = rng.random()
-    reason = ""
-    if roll < 0.07:
-        outcome = "failure"
-        if action.name.startswith("auth.") and rng.random() < 0.5:
-            status, reason = 401, "invalid credentials"
-        else:
-            status, _, reason = rng.choices(_FAILURES, weights=_FAILURE_WEIGHTS)[0]
-    elif roll < 0.08:
-        outcome, status = "unknown", 0
-    else:
-        outcome = "success"
-        status = {"POST": 201, "DELETE": 204}.get(action.method, 200)
-    actor: dict[str, Any]
-    who_roll = rng.random()
-    if action.source == "cloudtrail":
-        actor = {"type": "aws.IAMUser", "id": f"AIDA{rng.getrandbits(32):08X}", "name": rng.choice(_SERVICES)}
-    elif who_roll < 0.70:
-        user_id, name = _user(rng)
-        actor = {"type": "user", "id": user_id, "name": name}
-    elif who_roll < 0.95:
-        service = rng.choice(_SERVICES)
-        actor = {"type": "service", "id": service, "name": service}
-    else:
-        actor = {"type": "token", "id": f"tok-ci-{rng.randrange(12):02d}"}
-    actor["ip"] = _ip(rng)
-    if rng.random() < 0.3:
-        actor["user_agent"] = rng.choice(_AGENTS)
-    # Timeouts upstream take seconds; everything else is log-normal around 25 ms.
-    duration = rng.uniform(5_000, 30_000) if status == 502 else rng.lognormvariate(math.log(25), 1.1)
-    bucket = rng.choice(_BUCKETS)
-    request: dict[str, Any] = {
-        "method": action.method,
-        "path": action.route.format(project=project, target=target_id, bucket=bucket),
-        "route": action.route,
-        "duration_ms": round(duration, 3),
-        "request_id": f"{rng.getrandbits(64):016x}",
-        "bytes_in": rng.randrange(0, 4096) if action.method != "GET" else 0,
-        "bytes_out": int(rng.expovariate(1 / 20_000)),
-    }
-    if status:
-        request["status"] = status
-    details: dict[str, Any] = {"project": project, "region": rng.choice(_REGIONS), "env": rng.choice(_ENVS)}
-    if action.method in ("PATCH", "PUT") or (action.method == "POST" and rng.random() < 0.3):
-        details["changes"] = [
-            {
-                "field": rng.choice(("role", "quota", "ttl", "cidr", "size")),
-                "old": rng.randrange(100),
-                "new": rng.randrange(100),
-            }
-            for _ in range(rng.randrange(1, 3))
-        ]
-    if outcome == "failure":
-        details["error"] = {"code": status, "reason": reason, "retryable": status >= 500 or status == 429}
-    if action.source == "cloudtrail":
-        details["aws"] = {
-            "account": "123456789012",
-            "event_source": "s3.amazonaws.com" if "s3" in action.name else "sts.amazonaws.com",
-            "request_parameters": {"bucketName": bucket, "key": target_name},
-        }
-    if rng.random() < 0.15:
-        details["labels"] = rng.sample(_LABELS, rng.randrange(1, 3))
-    who = actor.get("name") or actor["id"]
-    message = f"{who} {action.verb} {action.target_type.replace('_', ' ')} {target_name}"
-    if reason:
-        message += f": {reason} (HTTP {status})"
-    return {
-        "time": format_time(at),
-        "action": action.name,
-        "outcome": outcome,
-        "actor": actor,
-        "target": {"type": action.target_type, "id": target_id, "name": target_name},
-        "request": request,
-        "source": action.source,
-        "message": message,
-        "details": details,
-    }
-
-
-@dataclass
-class Generator:
-    """The N events in time order, as the journal would hold them: chained, with their journal seq."""
-
-    events: int
-    seed: int
-    anchor: datetime
-    seq: int = 0
-    prev: str = GENESIS
-    bytes_total: int = 0
-
-    def chunks(self, size: int) -> Iterator[list[Entry]]:
-        rng = random.Random(self.seed)
-        tenants = tuple(t for t, _ in TENANTS)
-        weights = tuple(w for _, w in TENANTS)
-        start = self.anchor - SPAN
-        step = SPAN / self.events
-        context = {"now": self.anchor, "retention_days": 14, "max_future_seconds": 300, "max_details_depth": 8}
-        batch: list[Entry] = []
-        for i in range(self.events):
-            at = start + step * (i + rng.random())
-            received = at + timedelta(seconds=rng.uniform(0.02, 1.5))
-            tenant = rng.choices(tenants, weights=weights)[0]
-            fields = make_event(rng, at)
-            source = fields.pop("source")  # `cloudtrail` is the importer's, which EventIn refuses from producers
-            event = EventIn.model_validate(fields, context=context)
-            event_id = str(uuid_utils.uuid7(nanoseconds=time_to_us(received) * 1000))
-            document = to_document(event, event_id=event_id, tenant=tenant, received_at=received, source=source)
-            digest = link_hash(self.prev, canonical_json(document))
-            self.seq += 1
-            document["chain"] = {"stream": STREAM, "seq": self.seq, "prev": self.prev, "hash": digest}
-            self.prev = digest
-            raw = orjson.dumps(document)
-            self.bytes_total += len(raw)
-            batch.append(Entry(self.seq, event_id, tenant, raw, received.timestamp()))
-            if len(batch) >= size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
 
 
 # -- load ----------------------------------------------------------------------------------------
@@ -500,7 +211,7 @@ def load(args: argparse.Namespace, anchor: datetime, search_db: Path, client: Op
     store = SqliteStore(search_db, bench_reads())
     install(client, prefix, shards=1, replicas=0)
     generator = Generator(args.events, args.seed, anchor)
-    sqlite_writer = _Writer("sqlite writer", lambda batch: _raise_rejections(store._insert(batch)))
+    sqlite_writer = _Writer("sqlite writer", lambda batch: _raise_rejections(asyncio.run(store.deliver(batch))))
     opensearch_writer = _Writer("opensearch writer", bulk_into(client, prefix, 5 * 1024 * 1024))
     writers = (sqlite_writer, opensearch_writer)
     for writer in writers:
@@ -552,54 +263,7 @@ def _raise_rejections(rejected: Sequence[object]) -> None:
         raise BenchError(f"the SQLite store refused {len(rejected)} events, e.g. {rejected[0]!r}")
 
 
-# -- the 20 queries ------------------------------------------------------------------------------
-
-Kind = Literal["list", "histogram", "facets"]
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One query; times are offsets back from the load time (the newest generated event is just before it)."""
-
-    name: str
-    kind: Kind
-    q: str = ""
-    since_ago: timedelta | None = None
-    until_ago: timedelta | None = None
-    interval: str = ""  # histogram bucket width, sent as `interval`
-    field: str = ""  # facet field
-    page: int = 1  # the page timed, reached by following next_cursor
-
-    @property
-    def aggregates(self) -> bool:
-        return self.kind != "list"
-
-
-DAY = timedelta(days=1)
-SPECS: tuple[Spec, ...] = (
-    Spec("latest", "list"),
-    Spec("text-word", "list", "denied"),
-    Spec("text-phrase", "list", '"quota exceeded"'),
-    Spec("text-prefix", "list", "invoic*"),
-    Spec("text-3d", "list", '"password reset"', since_ago=3 * DAY),
-    Spec("field-action", "list", "action:iam.roles.grant"),
-    Spec("field-actor", "list", "actor:u-00042"),
-    Spec("field-prefix", "list", "action:storage.*"),
-    Spec("range-status", "list", "status:>=500"),
-    Spec("range-duration", "list", "request.duration_ms:>5000"),
-    Spec("window-1h", "list", since_ago=3 * DAY, until_ago=3 * DAY - timedelta(hours=1)),
-    Spec("cidr-v4", "list", "ip:10.20.0.0/16"),
-    Spec("cidr-v6", "list", "ip:2001:db8:7::/48"),
-    Spec("boolean", "list", "(action:iam.* OR action:auth.*) AND outcome:failure -actor.type:service"),
-    Spec("details", "list", "details.region:eu-west-1 method:DELETE"),
-    Spec("deep-page-20", "list", "outcome:failure", page=20),
-    Spec("histogram-13d", "histogram", since_ago=13 * DAY, until_ago=timedelta(0), interval="6h"),
-    Spec("histogram-fail-1d", "histogram", "outcome:failure", since_ago=DAY, until_ago=timedelta(0), interval="30m"),
-    Spec("facets-actor-1d", "facets", field="actor.id", since_ago=DAY, until_ago=timedelta(0)),
-    Spec("facets-ip-403-7d", "facets", "status:403", field="actor.ip", since_ago=7 * DAY, until_ago=timedelta(0)),
-)
-FACET_SIZE = 10
-NOT_SELF_AUDIT = Not(Term("source", "eventlog"))
+# -- the queries and the stores in this process -------------------------------------------------
 
 
 @dataclass
@@ -617,15 +281,9 @@ class Timings:
 
 @dataclass
 class Query:
-    """A spec made concrete for one run: the API request and the objects the backend builds from it."""
+    """A case of this run, and what the benchmark measured of it."""
 
-    spec: Spec
-    path: str
-    params: dict[str, str]
-    since_us: int | None
-    until_us: int | None
-    where: Node  # the condition as the API hands it to the backend
-    after: Any = None  # the keyset position of the timed page (deep pages)
+    case: Case
     matches: dict[str, str] = field(default_factory=dict)  # backend -> what the query finds
     api: dict[str, Timings] = field(default_factory=dict)
     direct: dict[str, Timings] = field(default_factory=dict)
@@ -634,122 +292,8 @@ class Query:
     walk_ms: dict[str, float] = field(default_factory=dict)  # deep page: following next_cursor to it, once
 
     @property
-    def event_query(self) -> EventQuery:
-        return EventQuery(where=self.where, order="desc", limit=PAGE, after=self.after)
-
-    @property
-    def interval_us(self) -> int:
-        number, unit = int(self.spec.interval[:-1]), self.spec.interval[-1]
-        return number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit] * 1_000_000
-
-
-def build_queries(anchor: datetime) -> list[Query]:
-    queries: list[Query] = []
-    for spec in SPECS:
-        since = anchor - spec.since_ago if spec.since_ago is not None else None
-        until = anchor - spec.until_ago if spec.until_ago is not None else None
-        params: dict[str, str] = {}
-        if spec.q:
-            params["q"] = spec.q
-        if since is not None:
-            params["since"] = format_time(since)
-        if until is not None:
-            params["until"] = format_time(until)
-        since_us = time_to_us(since) if since is not None else None
-        until_us = time_to_us(until) if until is not None else None
-        ranges: list[Node] = []
-        if since_us is not None:
-            ranges.append(Range("time", ">=", since_us))
-        if until_us is not None:
-            ranges.append(Range("time", "<", until_us))
-        if spec.kind == "list":
-            path = "/v1/events"
-            params["limit"] = str(PAGE)
-            where = all_of(parse(spec.q), *ranges)  # as search.api._where builds it
-        elif spec.kind == "histogram":
-            path = "/v1/events/histogram"
-            params["interval"] = spec.interval
-            where = parse(spec.q)  # the API passes since/until to the backend separately
-        else:
-            path = "/v1/events/facets"
-            params["field"] = spec.field
-            params["size"] = str(FACET_SIZE)
-            where = all_of(parse(spec.q), *ranges)
-        queries.append(Query(spec, path, params, since_us, until_us, where))
-    return queries
-
-
-# What a query answers, in a form both backends and the API can be compared on.
-Result = tuple[tuple[str | int, ...], ...]
-
-
-def page_result(documents: Sequence[bytes]) -> Result:
-    return tuple((str(d["id"]), str(d["source"])) for d in map(orjson.loads, documents))
-
-
-def bucket_result(buckets: Sequence[Bucket]) -> Result:
-    return tuple((b.start_us, b.count) for b in buckets)
-
-
-def facet_result(values: Sequence[FacetValue]) -> Result:
-    return tuple((v.value, v.count) for v in values)
-
-
-def api_result(query: Query, body: bytes) -> Result:
-    answer = orjson.loads(body)
-    if query.spec.kind == "list":
-        return tuple((str(e["id"]), str(e["source"])) for e in answer["events"])
-    if query.spec.kind == "histogram":
-        return tuple(
-            (time_to_us(datetime.fromisoformat(b["time"].replace("Z", "+00:00"))), int(b["count"]))
-            for b in answer["buckets"]
-            if b["count"]
-        )
-    return tuple((str(v["value"]), int(v["count"])) for v in answer["values"])
-
-
-def same_events(one: Result, other: Result) -> bool:
-    """Same events in the same order, self-audit events (which keep arriving) left out."""
-    mine = [r for r in one if r[-1] != "eventlog"]
-    theirs = [r for r in other if r[-1] != "eventlog"]
-    size = min(len(mine), len(theirs))
-    return mine[:size] == theirs[:size] and (size > 0 or len(mine) == len(theirs))
-
-
-def same_result(query: Query, one: Result, other: Result) -> bool:
-    return same_events(one, other) if query.spec.kind == "list" else one == other
-
-
-# -- the two stores in this process ---------------------------------------------------------------
-
-
-def ask(backend: SearchBackend, runner: asyncio.Runner, query: Query, where: Node | None = None) -> Result:
-    """One query on a store in this process, as the API hands it to the backend (the big tenant's scope)."""
-    where = query.where if where is None else where
-    spec = query.spec
-    if spec.kind == "list":
-        page = runner.run(backend.search(SCOPE, replace(query.event_query, where=where)))
-        return page_result(page.documents)
-    if spec.kind == "histogram":
-        assert query.since_us is not None
-        assert query.until_us is not None
-        buckets = runner.run(
-            backend.histogram(
-                SCOPE, where, since_us=query.since_us, until_us=query.until_us, interval_us=query.interval_us
-            )
-        )
-        return bucket_result(buckets)
-    values = runner.run(backend.facets(SCOPE, where, field=spec.field, size=FACET_SIZE))
-    return facet_result(values)
-
-
-def walk(backend: SearchBackend, runner: asyncio.Runner, query: Query, where: Node) -> Any:
-    """The keyset position before the spec's page, following pages like a client does."""
-    position = None
-    for _ in range(query.spec.page - 1):
-        page = runner.run(backend.search(SCOPE, EventQuery(where=where, order="desc", limit=PAGE, after=position)))
-        position = page.last
-    return position
+    def spec(self) -> Spec:
+        return self.case.spec
 
 
 class Recorder:
@@ -777,15 +321,12 @@ class Embedded:
 
     def __init__(self, search_db: Path, runner: asyncio.Runner) -> None:
         self.path = search_db
-        # One read thread, so that the store keeps one reader connection (which `explain` traces).
+        # One read thread, so that the store keeps one reader connection.
         self.store = SqliteStore(search_db, bench_reads(threads=1))
         self.runner = runner
 
-    def run(self, query: Query, where: Node | None = None) -> Result:
-        return ask(self.store, self.runner, query, where)
-
-    def walk(self, query: Query, where: Node) -> Any:
-        return walk(self.store, self.runner, query, where)
+    def run(self, case: Case) -> Result:
+        return self.runner.run(ask(self.store, case))
 
     def count(self, where: Node) -> int:
         condition, params = to_sqlite(where)
@@ -795,26 +336,23 @@ class Embedded:
             ).fetchone()
         return int(row[0])
 
-    def explain(self, query: Query) -> tuple[str, list[str]]:
-        """The statement the store runs for this query (traced) and SQLite's plan for it."""
+    def explain(self, case: Case) -> tuple[str, list[str]]:
+        """The statement the store runs for this case (traced) and SQLite's plan for it."""
+        if case.spec.page > 1:
+            case = replace(case, after=self.runner.run(walk(self.store, case, case.where)))
         statements: list[str] = []
-        if query.spec.page > 1:
-            query = replace(query, after=self.walk(query, query.where))
-        self.run(query)  # makes sure the worker thread has its reader connection
-        readers: list[sqlite3.Connection] = list(getattr(self.store, "_readers", []))
-        for conn in readers:
-            conn.set_trace_callback(statements.append)
+        self.store.trace(statements.append)
         try:
-            self.run(query)
+            self.run(case)
         finally:
-            for conn in readers:
-                conn.set_trace_callback(None)
+            self.store.trace(None)
         sql = next((s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))), "")
         if not sql:
             return "(the store's statement could not be traced)", []
         plan: list[str] = []
         depth: dict[int, int] = {}
         with contextlib.closing(sqlite3.connect(self.path)) as conn:
+            conn.create_function("ip_key", 1, ip_key, deterministic=True)  # the store's SQL calls it
             for node, parent, _, detail in conn.execute("EXPLAIN QUERY PLAN " + sql):
                 depth[node] = depth.get(parent, -1) + 1
                 plan.append("  " * depth[node] + str(detail))
@@ -833,35 +371,29 @@ class Remote:
         self.backend = OpenSearchBackend(client, prefix, bench_reads())
         self.runner = runner
 
-    def run(self, query: Query, where: Node | None = None) -> Result:
-        return ask(self.backend, self.runner, query, where)
-
-    def walk(self, query: Query, where: Node) -> Any:
-        return walk(self.backend, self.runner, query, where)
-
     def count(self, where: Node) -> int:
         body = {"query": scoped(SCOPE, where)}
         params = {"routing": BIG_TENANT, "ignore_unavailable": "true", "allow_no_indices": "true"}
         return int(self.client.count(index=alias(self.prefix), body=body, params=params)["count"])
 
-    def compile(self, query: Query) -> Compiled:
-        """Index, body and params exactly as OpenSearchBackend would send them for this query."""
+    def compile(self, case: Case) -> Compiled:
+        """Index, body and params exactly as OpenSearchBackend would send them for this case."""
         recorder = Recorder()
-        ask(OpenSearchBackend(cast(OpenSearch, recorder), self.prefix, bench_reads()), self.runner, query)
+        self.runner.run(ask(OpenSearchBackend(cast(OpenSearch, recorder), self.prefix, bench_reads()), case))
         index, body, params = recorder.calls[-1]
         return Compiled(index, body, params)
 
-    def send(self, query: Query, compiled: Compiled) -> tuple[float, float, Result]:
+    def send(self, case: Case, compiled: Compiled) -> tuple[float, float, Result]:
         """One compiled request straight to OpenSearch: (seconds, OpenSearch's took in ms, result)."""
         started = time.perf_counter()
         answer = self.client.search(index=compiled.index, body=compiled.body, params=compiled.params)
         seconds = time.perf_counter() - started
-        spec = query.spec
+        kind = case.spec.kind
         result: Result
-        if spec.kind == "list":
+        if kind == "list":
             hits = answer["hits"]["hits"][:PAGE]
             result = tuple((str(h["_source"]["id"]), str(h["_source"]["source"])) for h in hits)
-        elif spec.kind == "histogram":
+        elif kind == "histogram":
             buckets = answer.get("aggregations", {}).get("buckets", {}).get("buckets", [])
             result = tuple((int(b["key"]) * 1000, int(b["doc_count"])) for b in buckets)
         else:
@@ -873,38 +405,32 @@ class Remote:
 def conformance(queries: Sequence[Query], embedded: Embedded, remote: Remote) -> list[str]:
     """Every query once on both stores in-process, self-audit events left out: counts and results must agree."""
     problems: list[str] = []
-    for query in queries:
-        started = time.perf_counter()
-        where = all_of(query.where, NOT_SELF_AUDIT)
-        counted = where
-        if query.spec.kind == "histogram":
-            assert query.since_us is not None
-            assert query.until_us is not None
-            counted = all_of(where, Range("time", ">=", query.since_us), Range("time", "<", query.until_us))
+    by_name = {query.spec.name: query for query in queries}
+    started = time.perf_counter()
+
+    def seen(comparison: Comparison) -> None:
+        nonlocal started
+        case = comparison.case
+        counted = all_of(case.where, NOT_SELF_AUDIT)
+        if case.spec.kind == "histogram":
+            assert case.since_us is not None
+            assert case.until_us is not None
+            counted = all_of(counted, Range("time", ">=", case.since_us), Range("time", "<", case.until_us))
         counts = embedded.count(counted), remote.count(counted)
-        query.matches = {"embedded": f"{counts[0]:,}", "opensearch": f"{counts[1]:,}"}
-        probes = [query, query]
-        if query.spec.page > 1:
-            probes = [
-                replace(query, after=embedded.walk(query, where)),
-                replace(query, after=remote.walk(query, where)),
-            ]
-        results = embedded.run(probes[0], where), remote.run(probes[1], where)
-        same = counts[0] == counts[1] and results[0] == results[1]
+        by_name[case.spec.name].matches = {"embedded": f"{counts[0]:,}", "opensearch": f"{counts[1]:,}"}
+        same = counts[0] == counts[1] and comparison.same
         if not same:
-            first = next((i for i, pair in enumerate(zip(*results, strict=False)) if pair[0] != pair[1]), None)
-            shown = (
-                "the same results"
-                if results[0] == results[1]
-                else f"results differ from #{first if first is not None else min(map(len, results))}: "
-                f"embedded {list(results[0][first or 0 :][:3])} vs OpenSearch {list(results[1][first or 0 :][:3])}"
-            )
-            problems.append(f"{query.spec.name}: embedded {counts[0]:,} matches, OpenSearch {counts[1]:,}; {shown}")
+            shown = comparison.difference() or "the same results"
+            problems.append(f"{case.spec.name}: embedded {counts[0]:,} matches, OpenSearch {counts[1]:,}; {shown}")
         say(
             "check",
-            f"{query.spec.name:<18} {counts[0]:>9,} matches, {len(results[0]):>3} results, "
+            f"{case.spec.name:<18} {counts[0]:>9,} matches, {len(comparison.results[0]):>3} results, "
             f"{'same on both stores' if same else 'DIFFERENT'} ({time.perf_counter() - started:.1f} s)",
         )
+        started = time.perf_counter()
+
+    backends: tuple[SearchBackend, SearchBackend] = (embedded.store, remote.backend)
+    embedded.runner.run(compare([q.case for q in queries], *backends, seen=seen))
     return problems
 
 
@@ -934,12 +460,6 @@ def get(http: httpx.Client, path: str, params: dict[str, str]) -> tuple[float, b
     return seconds, answer.content
 
 
-def opensearch_cpu_seconds(client: OpenSearch) -> float:
-    """CPU time of the OpenSearch node(s) so far, from the nodes stats API."""
-    stats = client.nodes.stats(metric="process")
-    return sum(float(node["process"]["cpu"]["total_in_millis"]) for node in stats["nodes"].values()) / 1000
-
-
 def run_phase(
     phase: Phase,
     server: Server,
@@ -955,7 +475,7 @@ def run_phase(
     name = phase.name
     headers = {"Authorization": f"Bearer {secret}"}
     with httpx.Client(base_url=server.url, headers=headers, timeout=HTTP_TIMEOUT_S, trust_env=False) as http:
-        params = {q.spec.name: dict(q.params) for q in queries}
+        params = {q.spec.name: dict(q.case.params) for q in queries}
         for query in queries:
             query.api[name], query.direct[name] = Timings(), Timings()
             if query.spec.page <= 1:
@@ -963,7 +483,7 @@ def run_phase(
             # The deep page: follow next_cursor like a client, once; then time the last page with its cursor.
             started = time.perf_counter()
             for _ in range(query.spec.page - 1):
-                _, body = get(http, query.path, params[query.spec.name])
+                _, body = get(http, query.case.path, params[query.spec.name])
                 cursor = orjson.loads(body)["next_cursor"]
                 if cursor is None:
                     raise BenchError(f"{query.spec.name}: fewer than {query.spec.page} pages")
@@ -972,17 +492,18 @@ def run_phase(
             # The server signs its cursors with the key in its data dir; read with the same key.
             codec = cursors.Cursors(cursors.FileCursorKey(server.data_dir / "cursor.key", create=False))
             try:
-                query.after = codec.decode(cursor, cursors.fingerprint(BIG_TENANT, EventQuery(where=query.where)))
+                after = codec.decode(cursor, cursors.fingerprint(BIG_TENANT, EventQuery(where=query.case.where)))
             except cursors.CursorError as exc:
                 raise BenchError(f"{query.spec.name}: the API built another condition than this benchmark") from exc
+            query.case = replace(query.case, after=after)
         prepare_direct()
 
         say(name, f"warm-up: {args.warmup} runs of each query through the API and straight to the store")
         for query in queries:
             for attempt in range(args.warmup):
-                _, body = get(http, query.path, params[query.spec.name])
+                _, body = get(http, query.case.path, params[query.spec.name])
                 _, _, result = direct(query)
-                if attempt == 0 and not same_result(query, api_result(query, body), result):
+                if attempt == 0 and not same_result(query.case, api_result(query.case, body), result):
                     phase.mismatches.append(query.spec.name)
 
         before = server.commit_stats()
@@ -1000,7 +521,7 @@ def run_phase(
             for query in queries:
                 timings = query.api[name]
                 if _within(timings, args):
-                    timings.add(get(http, query.path, params[query.spec.name])[0])
+                    timings.add(get(http, query.case.path, params[query.spec.name])[0])
             for query in queries:
                 timings = query.direct[name]
                 if _within(timings, args):
@@ -1012,7 +533,7 @@ def run_phase(
                 for query in queries:
                     if _within(query.paced, args):
                         time.sleep(args.pace_ms / 1000)
-                        query.paced.add(get(http, query.path, params[query.spec.name])[0])
+                        query.paced.add(get(http, query.case.path, params[query.spec.name])[0])
             for _ in range(5):
                 phase.healthz.add(get(http, "/healthz", {})[0])
             now = time.perf_counter()
@@ -1044,29 +565,6 @@ def _ms(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
-def describe(query: Query, anchor: datetime) -> str:
-    spec = query.spec
-    parts = [query.path]
-    if spec.q:
-        parts.append(f"q={spec.q}")
-    if spec.field:
-        parts.append(f"field={spec.field}")
-    if spec.since_ago is not None:
-        parts.append(f"since=T-{_span(spec.since_ago)}")
-    if spec.until_ago is not None:
-        parts.append("until=T" if not spec.until_ago else f"until=T-{_span(spec.until_ago)}")
-    if spec.interval:
-        parts.append(f"interval={spec.interval}")
-    if spec.page > 1:
-        parts.append(f"page {spec.page} of {PAGE} via next_cursor")
-    return "  ".join(parts)
-
-
-def _span(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours / 24:g}d" if hours % 24 == 0 else f"{hours:g}h"
-
-
 def report(
     queries: Sequence[Query],
     phases: dict[str, Phase],
@@ -1084,7 +582,7 @@ def report(
     )
     print("Queries (tenant acme, pages of 100, newest first):")
     for number, query in enumerate(queries, 1):
-        print(f"  {number:>2} {query.spec.name:<18} {describe(query, anchor)}")
+        print(f"  {number:>2} {query.spec.name:<18} {query.case.describe()}")
     print(
         f"conformance on {len(queries)} queries (in-process, self-audit events left out): "
         + ("the same results on both stores" if not problems else f"DIFFERENT: {'; '.join(problems)}")
@@ -1160,7 +658,7 @@ def report(
     paced_sum = sum(q.paced.p(50) for q in queries)
     ratio = api_sum / direct_sum
     ratio_ok = ratio <= TARGET_RATIO
-    figures.append(Figure("search_api_overhead_ratio", ratio, "ratio", f"<={TARGET_RATIO:g}", ratio_ok))
+    figures.append(at_most("search_api_overhead_ratio", ratio, "ratio", TARGET_RATIO))
     median_ratio = statistics.median(ratios)
     worst_ratio, worst_ratio_name = max(zip(ratios, (q.spec.name for q in queries), strict=True))
     print(
@@ -1221,25 +719,6 @@ def report(
     return figures
 
 
-def code_version() -> str:
-    """The commit the package was at, and whether the work tree had changes (others edit it too)."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (no git)"
-    return f"{head}" + (f" with uncommitted changes in {len(dirty.splitlines())} files" if dirty else "")
-
-
 def _share(part: float, whole: float) -> str:
     return f"{part / whole * 100:.0f} %" if whole > 0 else "-"
 
@@ -1248,19 +727,15 @@ def _share(part: float, whole: float) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.search",
-        description=(
-            "Load N generated events into the embedded store and into OpenSearch, run 20 representative queries "
-            "through `eventlog serve` on each, print p50/p95 per query and backend (targets: p95 <= 50 ms on "
-            "OpenSearch, <= 150 ms embedded, non-aggregating queries) and the ratio of the API's latency to the "
-            "same compiled request sent straight to OpenSearch (target <= 1.3)."
-        ),
-        epilog=(
-            "Events are loaded directly into the stores with the fan-out's own code, not through the HTTP API "
-            "(see the module docstring). Uses OPENSEARCH_URL when set; otherwise starts a node with "
-            "scripts/opensearch.sh and stops it after. Exit status: 0 all targets met, 2 a target missed, 1 error."
-        ),
+    parser = benchmark_parser(
+        "search",
+        "Load N generated events into the embedded store and into OpenSearch, run 20 representative queries "
+        "through `eventlog serve` on each, print p50/p95 per query and backend (targets: p95 <= 50 ms on "
+        "OpenSearch, <= 150 ms embedded, non-aggregating queries) and the ratio of the API's latency to the "
+        "same compiled request sent straight to OpenSearch (target <= 1.3).",
+        "Events are loaded directly into the stores with the fan-out's own code, not through the HTTP API "
+        "(see the module docstring). Uses OPENSEARCH_URL when set; otherwise starts a node with "
+        "scripts/opensearch.sh and stops it after.",
     )
     parser.add_argument("--events", type=int, default=1_000_000, help="events N to load (default: 1000000)")
     parser.add_argument("--runs", type=int, default=30, help="timed runs of each query per path (default: 30)")
@@ -1277,7 +752,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=50.0,
         help="pause before each request of the paced API pass on OpenSearch (default: 50; 0 skips the pass)",
     )
-    parser.add_argument("--seed", type=int, default=1, help="seed of the event generator (default: 1)")
+    add_seed(parser)
     parser.add_argument(
         "--explain", action="store_true", help="print SQLite's EXPLAIN QUERY PLAN of every query on the embedded store"
     )
@@ -1367,13 +842,13 @@ def benchmark(args: argparse.Namespace, teardown: Teardown) -> list[Figure]:
     embedded = Embedded(work / "sqlite" / "search.db", runner)
     teardown.add(embedded.close)
     remote = Remote(client, prefix, runner)
-    queries = build_queries(anchor)
+    queries = [Query(case) for case in build_cases(anchor)]
 
     say("check", "every query once on both stores, in this process ...")
     problems = conformance(queries, embedded, remote)
     if args.explain:
         for query in queries:
-            sql, plan = embedded.explain(query)
+            sql, plan = embedded.explain(query.case)
             print(f"\n[explain] {query.spec.name}: {sql[:600]}{' ...' if len(sql) > 600 else ''}")
             for line in plan:
                 print(f"[explain]   {line}")
@@ -1384,7 +859,7 @@ def benchmark(args: argparse.Namespace, teardown: Teardown) -> list[Figure]:
 
         def embedded_direct(query: Query) -> tuple[float, float | None, Result]:
             started = time.perf_counter()
-            result = embedded.run(query)
+            result = embedded.run(query.case)
             return time.perf_counter() - started, None, result
 
         run_phase(phases["embedded"], server, secret, queries, lambda: None, embedded_direct, args, client, paced=False)
@@ -1396,10 +871,10 @@ def benchmark(args: argparse.Namespace, teardown: Teardown) -> list[Figure]:
         compiled: dict[str, Compiled] = {}
 
         def compile_all() -> None:
-            compiled.update({q.spec.name: remote.compile(q) for q in queries})
+            compiled.update({q.spec.name: remote.compile(q.case) for q in queries})
 
         def remote_direct(query: Query) -> tuple[float, float | None, Result]:
-            return remote.send(query, compiled[query.spec.name])
+            return remote.send(query.case, compiled[query.spec.name])
 
         run_phase(
             phases["opensearch"],

@@ -3,7 +3,7 @@
 One run per transport, each with a fresh rsyslog (tests/syslog_receivers.py:
 Debian's rsyslogd on a loopback port, RFC 5424 parser, mmpstrucdata, every
 message written to a file as JSON) and a journal filled beforehand with N
-realistic events (bench/opensearch.py's generator, validated, chained and
+realistic events (bench/harness/events.py's generator, validated, chained and
 committed through eventlog's own code; about 800 bytes each as stored).
 
 The clock starts when the fan-out starts and stops when the syslog sink's
@@ -44,8 +44,10 @@ from typing import Literal
 import uuid_utils
 from prometheus_client import CollectorRegistry
 
-from bench.events import make_event
-from bench.harness import BenchError, Figure, Teardown, own_cpu_seconds, print_header, run_benchmark, say
+from bench.harness.cpu import own_cpu_seconds
+from bench.harness.events import make_event
+from bench.harness.report import Figure, at_least, print_header, say
+from bench.harness.run import BenchError, Teardown, add_seed, benchmark_parser, run_benchmark
 from eventlog.canonical import canonical_json
 from eventlog.fanout import FanOut
 from eventlog.journal import Journal, Prepared
@@ -186,7 +188,7 @@ def report(results: Sequence[Result], mean_bytes: float, args: argparse.Namespac
         verdict = ""
         if r.transport == "tcp":
             ok = r.rate >= TARGET_TCP_EVENTS_PER_S
-            figures.append(Figure("syslog_tcp_events_per_s", r.rate, "events/s", f">={TARGET_TCP_EVENTS_PER_S:g}", ok))
+            figures.append(at_least("syslog_tcp_events_per_s", r.rate, "events/s", TARGET_TCP_EVENTS_PER_S))
             verdict = f"   target >= {TARGET_TCP_EVENTS_PER_S:,.0f} {'OK' if ok else 'MISSED'}"
         print(
             f"{r.transport:<10} {r.confirmed_seconds:>11.2f} {r.rate:>10,.0f} {r.received_seconds:>21.2f} "
@@ -197,9 +199,9 @@ def report(results: Sequence[Result], mean_bytes: float, args: argparse.Namespac
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     defaults = Settings()
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.syslog",
-        description="Forward N journal events to a real rsyslog through the syslog sink over TCP and TLS; "
+    parser = benchmark_parser(
+        "syslog",
+        "Forward N journal events to a real rsyslog through the syslog sink over TCP and TLS; "
         "print events/s (target >= 20 000 over TCP).",
     )
     parser.add_argument("--events", type=int, default=100_000, help="events N (default: 100000)")
@@ -217,7 +219,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"EVENTLOG_SYSLOG_CONFIRM_SECONDS (default: {defaults.syslog_confirm_seconds:g})",
     )
     parser.add_argument("--max-failures", type=int, default=3, help="give up after this many failed deliveries")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the event generator (default: 1)")
+    add_seed(parser)
     args = parser.parse_args(argv)
     args.transports = [t.strip() for t in args.transports.split(",") if t.strip()]
     if not args.transports or set(args.transports) - {"tcp", "tls"}:

@@ -6,7 +6,7 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -90,15 +90,24 @@ class SqliteStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._trace: Callable[[str], object] | None = None
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = _connect(self._path)
+            conn.set_trace_callback(self._trace)
             self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
         return conn
+
+    def trace(self, callback: Callable[[str], object] | None) -> None:
+        """Hand every statement the reads run to `callback` from now on (None stops): to look at their plans."""
+        with self._readers_lock:
+            self._trace = callback
+            for conn in self._readers:
+                conn.set_trace_callback(callback)
 
     # -- Sink --------------------------------------------------------------
 

@@ -204,3 +204,18 @@ async def test_a_read_whose_caller_left_stops_its_statement(heavy: Callable[[flo
     while pool.running("hog"):  # the thread is free once the statement stopped
         assert time.monotonic() < deadline, "the statement ran on after its caller left"
         await asyncio.sleep(0.005)
+
+
+async def test_trace_hands_over_the_statements_of_readers_old_and_new(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "search.db", reads())
+    scope, query = Scope("acme"), EventQuery(where=parse("denied"), limit=5)
+    await store.search(scope, query)  # a reader opened before the trace
+    statements: list[str] = []
+    store.trace(statements.append)
+    await asyncio.gather(*(store.search(scope, query) for _ in range(4)))
+    store.trace(None)
+    await store.search(scope, query)
+    # FTS5 may add statements of its own on a connection's first match.
+    searches = [s for s in statements if s.startswith("SELECT time_us, id, document FROM events WHERE tenant = ")]
+    assert len(searches) == 4, statements
+    await store.close()

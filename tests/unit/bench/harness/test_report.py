@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bench.harness import Figure, Teardown, print_results, run_benchmark
+from bench.harness.report import Figure, at_least, at_most, print_results
 
 LINE = re.compile(r"^RESULT (\S+) (\S+) (\S+) target (\S+) (met|missed)$")
 
@@ -29,17 +29,13 @@ def test_line_format(figure: Figure, expected: str) -> None:
     assert LINE.match(figure.line())
 
 
-def test_results_come_last_and_set_the_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
-    def benchmark(teardown: Teardown) -> list[Figure]:
-        teardown.add(lambda: print("teardown ran"))
-        return [Figure("a", 1, "x", ">=1", True), Figure("b", 3, "ms", "<=2", False)]
-
-    assert run_benchmark("bench/test", benchmark) == 2
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[-2:] == ["RESULT a 1 x target >=1 met", "RESULT b 3 ms target <=2 missed"]
-    assert "teardown ran" in lines
-
-
 def test_all_met_is_exit_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert print_results([Figure("a", 1, "x", ">=1", True)]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == "RESULT a 1 x target >=1 met"
+
+
+def test_a_floor_or_a_ceiling_is_met_at_the_target_itself() -> None:
+    assert at_least("rate", 20000, "events/s", 20000.0).line() == "RESULT rate 20000 events/s target >=20000 met"
+    assert not at_least("rate", 19999.5, "events/s", 20000.0).met
+    assert at_most("p99", 2.0, "s", 2.0).line() == "RESULT p99 2 s target <=2 met"
+    assert at_most("ratio", 1.31, "ratio", 1.3).line() == "RESULT ratio 1.31 ratio target <=1.3 missed"
