@@ -54,7 +54,7 @@ from bench.harness.run import benchmark_parser
 from eventlog.journal import Journal
 from eventlog.settings import Settings
 from ingest.cloudtrail.checkpoints import CheckpointStore
-from ingest.cloudtrail.importer import import_cloudtrail
+from ingest.cloudtrail.importer import ImportOptions, import_cloudtrail
 from ingest.cloudtrail.mapping import limits_of
 from tests.s3_server import start_s3
 
@@ -199,8 +199,7 @@ async def _import(s3: Any, bucket: str, data_dir: Path, settings: Settings) -> t
         cpu = CpuMeter({"own": own_cpu_seconds, "s3 server": _children_cpu})
         cpu.start()
         started = time.perf_counter()
-        stats = await import_cloudtrail(
-            s3,
+        options = ImportOptions(
             bucket=bucket,
             prefix=PREFIX,
             append=journal.append,
@@ -208,6 +207,7 @@ async def _import(s3: Any, bucket: str, data_dir: Path, settings: Settings) -> t
             tenants={account: f"tenant-{account[0]}" for account in ACCOUNTS},
             limits=limits_of(settings.retention, settings.limits),
         )
+        stats = await import_cloudtrail(s3, options)
         elapsed = time.perf_counter() - started
         used = cpu.stop()
     finally:

@@ -12,10 +12,11 @@ import hmac
 import secrets
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar
 
 from eventlog.model import format_time, parse_time
 from eventlog.tenant import tenant_problem
@@ -142,10 +143,10 @@ def issue(
     return Issued(token, f"{PREFIX}{token_id}_{secret}"), digest(secret)
 
 
-class TokenStore(Protocol):
+class TokenStore(ABC):
     """Where tokens live. Methods may block (SQLite, or a round trip to the cluster); `remote` says which."""
 
-    remote: bool
+    remote: ClassVar[bool] = False
 
     def create(
         self,
@@ -155,34 +156,48 @@ class TokenStore(Protocol):
         name: str = "",
         expires_days: int | None = None,
         now: datetime | None = None,
-    ) -> Issued: ...
+    ) -> Issued:
+        """A new token, checked and kept; its secret is in the answer and nowhere else. Raises TokenError."""
+        issued, stored = issue(
+            tenant=tenant, scopes=scopes, name=name, expires_days=expires_days, now=now or datetime.now(UTC)
+        )
+        self.save(issued.token, stored)
+        return issued
 
+    @abstractmethod
+    def save(self, token: Token, stored: bytes) -> None:
+        """Keep a new token with the digest of its secret."""
+
+    @abstractmethod
     def list(self, tenant: str | None = None) -> list[Token]: ...
 
+    @abstractmethod
     def count(self) -> int: ...
 
+    @abstractmethod
     def get(self, token_id: str) -> Token | None: ...
 
+    @abstractmethod
     def revoke(self, token_id: str, now: datetime | None = None) -> Token: ...
 
+    @abstractmethod
     def authenticate(self, bearer: str, now: datetime | None = None) -> Token | None:
         """The live token this secret belongs to, or None. Constant-time on the secret."""
-        ...
 
+    @abstractmethod
     def known(self, bearer: str) -> bool:
         """Whether this secret is a live token's, from memory only: for callers that must not look every
         guess up. It may lag behind a revocation: it never replaces `authenticate`."""
-        ...
 
+    @abstractmethod
     def is_live(self, token_id: str, now: datetime | None = None) -> bool: ...
 
+    @abstractmethod
     def close(self) -> None: ...
 
 
-class SqliteTokenStore:
+class SqliteTokenStore(TokenStore):
     """The tokens of one node, in `tokens.db`."""
-
-    remote = False
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,26 +224,21 @@ class SqliteTokenStore:
     def close(self) -> None:
         self._conn.close()
 
-    def create(
-        self,
-        *,
-        tenant: str,
-        scopes: frozenset[str],
-        name: str = "",
-        expires_days: int | None = None,
-        now: datetime | None = None,
-    ) -> Issued:
-        issued, stored = issue(
-            tenant=tenant, scopes=scopes, name=name, expires_days=expires_days, now=now or datetime.now(UTC)
-        )
-        token = issued.token
+    def save(self, token: Token, stored: bytes) -> None:
         with self._lock:
             self._conn.execute(
                 "INSERT INTO tokens (id, name, tenant, scopes, secret_sha256, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (token.id, name, tenant, ",".join(sorted(scopes)), stored, token.created_at, token.expires_at),
+                (
+                    token.id,
+                    token.name,
+                    token.tenant,
+                    ",".join(sorted(token.scopes)),
+                    stored,
+                    token.created_at,
+                    token.expires_at,
+                ),
             )
             self._known[token.id] = stored
-        return issued
 
     def list(self, tenant: str | None = None) -> list[Token]:
         sql = "SELECT id, name, tenant, scopes, created_at, expires_at, revoked_at FROM tokens"

@@ -31,7 +31,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import IO, Any, NotRequired, TypedDict, Unpack
+from typing import IO, Any
 
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -56,8 +56,14 @@ SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
 AppendFn = Callable[[str, list[Prepared]], Awaitable[list[Appended]]]  # Journal.append
 
 
-class ImportOptions(TypedDict):
-    """Where to read, where to append and under which rules: what a listed import and a notified one share."""
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """Where to read, where to append and under which rules: what every import of a bucket shares.
+
+    `append(tenant, prepared)` is `Journal.append`. With `public_keys` (fingerprint -> key, see
+    digest.load_public_keys) digest files are checked and log files compared with them;
+    `require_digest` imports only log files a valid digest lists.
+    """
 
     bucket: str
     prefix: str
@@ -65,9 +71,9 @@ class ImportOptions(TypedDict):
     checkpoints: CheckpointStore
     tenants: Mapping[str, str]
     limits: Limits
-    public_keys: NotRequired[Mapping[str, rsa.RSAPublicKey] | None]
-    require_digest: NotRequired[bool]
-    progress: NotRequired[Callable[[str], None]]
+    public_keys: Mapping[str, rsa.RSAPublicKey] | None = None
+    require_digest: bool = False
+    progress: Callable[[str], None] = lambda _: None
 
 
 @dataclass
@@ -177,29 +183,23 @@ class _Tee:
 @dataclass
 class _Import:
     s3: S3Client
-    bucket: str
-    prefix: str
-    append: AppendFn
-    checkpoints: CheckpointStore
-    tenants: Mapping[str, str]
-    limits: Limits
+    options: ImportOptions
     since: date | None
     reread: bool
     now: Callable[[], datetime]
-    public_keys: Mapping[str, rsa.RSAPublicKey] | None = None
-    require_digest: bool = False
-    progress: Callable[[str], None] = lambda _: None
     stats: ImportStats = field(default_factory=ImportStats)
     _pipeline: _Pipeline = field(init=False)
     _unsettled: deque[_Read] = field(default_factory=deque)
 
     async def run(self, notified: Iterable[str] | None = None) -> ImportStats:
         """Every trail the listing finds; or, given `notified`, only those keys."""
-        self.stats.validation = self.public_keys is not None
-        self._pipeline = _Pipeline(self.append, self.stats)
+        self.stats.validation = self.options.public_keys is not None
+        self._pipeline = _Pipeline(self.options.append, self.stats)
         try:
             if notified is None:
-                for trail in discover_trails(self.s3, self.bucket, self.prefix, digests=self.public_keys is not None):
+                for trail in discover_trails(
+                    self.s3, self.options.bucket, self.options.prefix, digests=self.options.public_keys is not None
+                ):
                     await self._trail(trail)
             else:
                 await self._notified(notified)
@@ -220,10 +220,10 @@ class _Import:
                     return  # a failed commit is raised by whoever awaits it; the file is read again next time
             self._unsettled.popleft()
             if read.validated:
-                self.checkpoints.digests.settle(self.bucket, read.key, "valid")
-            self.checkpoints.done(
-                self.bucket,
-                self.prefix,
+                self.options.checkpoints.digests.settle(self.options.bucket, read.key, "valid")
+            self.options.checkpoints.done(
+                self.options.bucket,
+                self.options.prefix,
                 read.trail,
                 read.key,
                 status=read.status,
@@ -231,7 +231,7 @@ class _Import:
                 sha256=read.sha256,
             )
             if read.status == "ok":
-                self.progress(
+                self.options.progress(
                     f"cloudtrail: {read.key}: {read.records} records, {read.imported} imported, "
                     f"{read.duplicates} duplicates" + (", hash valid" if read.validated else "")
                 )
@@ -239,23 +239,25 @@ class _Import:
     def _fail(self, failure: IntegrityFailure) -> None:
         self.stats.integrity.append(failure)
         extra = f" (expected {failure.expected}, found {failure.actual})" if failure.kind == "log_hash" else ""
-        self.progress(f"cloudtrail: {failure.key}: INTEGRITY {failure.kind}: {failure.error}{extra}")
+        self.options.progress(f"cloudtrail: {failure.key}: INTEGRITY {failure.kind}: {failure.error}{extra}")
 
     async def _trail(self, trail: Trail) -> None:
-        last = None if self.reread else self.checkpoints.last_key(self.bucket, self.prefix, trail)
-        seen = set() if self.reread else self.checkpoints.seen(self.bucket, trail.folder)
-        keys = set(list_new_files(self.s3, self.bucket, trail, last_key=last, since=self.since, seen=seen))
-        if self.public_keys is not None:
+        last = (
+            None if self.reread else self.options.checkpoints.last_key(self.options.bucket, self.options.prefix, trail)
+        )
+        seen = set() if self.reread else self.options.checkpoints.seen(self.options.bucket, trail.folder)
+        keys = set(list_new_files(self.s3, self.options.bucket, trail, last_key=last, since=self.since, seen=seen))
+        if self.options.public_keys is not None:
             # Digests first: a log file they list is then checked before its records are imported.
             start = start_day(last, self.since)
             self._digested(
                 verify_new_digests(
                     self.s3,
-                    bucket=self.bucket,
+                    bucket=self.options.bucket,
                     folder=trail.digest_folder,
                     start_after=f"{trail.digest_folder}{start:%Y/%m/%d}" if start else "",
-                    keys=self.public_keys,
-                    store=self.checkpoints.digests,
+                    keys=self.options.public_keys,
+                    store=self.options.checkpoints.digests,
                 )
             )
         await self._files(trail, keys, seen.__contains__)
@@ -266,33 +268,37 @@ class _Import:
         Instead of the listing: a log file already read is passed over (checked one key at a time, not by loading
         the folder's keys), and each digest file named is checked unless it was before.
         """
-        digests = self.checkpoints.digests
+        digests = self.options.checkpoints.digests
         trails: dict[Trail, tuple[set[str], list[str]]] = {}
         for key in keys:
-            where = locate_key(self.prefix, key)
+            where = locate_key(self.options.prefix, key)
             if where is None:
                 continue  # not a CloudTrail file: the caller counts it
             logs, digest_keys = trails.setdefault(where.trail, (set(), []))
             if not where.digest:
                 if not self._was_read(key):
                     logs.add(key)
-            elif self.public_keys is not None and key not in digest_keys and not digests.checked(self.bucket, key):
+            elif (
+                self.options.public_keys is not None
+                and key not in digest_keys
+                and not digests.checked(self.options.bucket, key)
+            ):
                 digest_keys.append(key)
         for trail, (logs, digest_keys) in sorted(trails.items(), key=lambda item: item[0].folder):
-            if self.public_keys is not None:
+            if self.options.public_keys is not None:
                 self._digested(
                     verify_digests(
                         self.s3,
-                        bucket=self.bucket,
+                        bucket=self.options.bucket,
                         digest_keys=sorted(digest_keys),  # oldest first, as the listing checks them
-                        keys=self.public_keys,
+                        keys=self.options.public_keys,
                         store=digests,
                     )
                 )
             await self._files(trail, logs, self._was_read)
 
     def _was_read(self, key: str) -> bool:
-        return self.checkpoints.file(self.bucket, key) is not None
+        return self.options.checkpoints.file(self.options.bucket, key) is not None
 
     def _digested(self, checked: tuple[int, list[IntegrityFailure]]) -> None:
         valid, failures = checked
@@ -302,25 +308,25 @@ class _Import:
 
     async def _files(self, trail: Trail, keys: set[str], was_read: Callable[[str], bool]) -> None:
         """Import `keys` of `trail` (not read yet), and the files its valid digests list that wait for a check."""
-        digests = self.checkpoints.digests
-        if self.public_keys is not None:
-            for key, expected in sorted(digests.pending(self.bucket, trail.folder).items()):
+        digests = self.options.checkpoints.digests
+        if self.options.public_keys is not None:
+            for key, expected in sorted(digests.pending(self.options.bucket, trail.folder).items()):
                 if was_read(key):
                     self._check_read_file(key, expected)
                 else:
                     keys.add(key)  # even when the listing no longer reaches its day (held back for long)
         for key in sorted(keys):
             # Any hash a valid digest gave, compared or not: a file found altered stays refused on --reread.
-            wanted = digests.expected(self.bucket, key) if self.public_keys is not None else None
-            if wanted is None and self.public_keys is not None and self.require_digest:
+            wanted = digests.expected(self.options.bucket, key) if self.options.public_keys is not None else None
+            if wanted is None and self.options.public_keys is not None and self.options.require_digest:
                 self.stats.awaiting_digest += 1
-                self.progress(f"cloudtrail: {key}: held back until a digest file lists it")
+                self.options.progress(f"cloudtrail: {key}: held back until a digest file lists it")
                 continue
             await self._file(trail, key, wanted)
 
     def _check_read_file(self, key: str, expected: str) -> None:
         """Compare a file read before its digest came with the hash that digest gives."""
-        status, actual = self.checkpoints.file(self.bucket, key) or ("ok", None)
+        status, actual = self.options.checkpoints.file(self.options.bucket, key) or ("ok", None)
         if actual is None:  # not gzip, or read before hashes were kept: hash it now
             body = self._get_listed(key)
             if body is None:
@@ -331,9 +337,9 @@ class _Import:
                 body.close()
         if actual == expected:
             self.stats.validated += 1
-            self.checkpoints.digests.settle(self.bucket, key, "valid")
+            self.options.checkpoints.digests.settle(self.options.bucket, key, "valid")
             return
-        self.checkpoints.digests.settle(self.bucket, key, "mismatch")
+        self.options.checkpoints.digests.settle(self.options.bucket, key, "mismatch")
         imported = status == "ok"
         self._fail(
             IntegrityFailure(
@@ -348,7 +354,7 @@ class _Import:
         )
 
     def _get(self, key: str) -> IO[bytes]:
-        body: IO[bytes] = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        body: IO[bytes] = self.s3.get_object(Bucket=self.options.bucket, Key=key)["Body"]
         return body
 
     def _get_listed(self, key: str) -> IO[bytes] | None:
@@ -359,7 +365,7 @@ class _Import:
             if not _no_such_key(exc):
                 raise
         self._fail(IntegrityFailure("log_missing", key, "a digest file lists it but it is not in the bucket"))
-        self.checkpoints.digests.settle(self.bucket, key, "missing")
+        self.options.checkpoints.digests.settle(self.options.bucket, key, "missing")
         return None
 
     def _verified_copy(self, trail: Trail, key: str, expected: str) -> IO[bytes] | None:
@@ -395,8 +401,10 @@ class _Import:
                 actual=actual,
             )
         )
-        self.checkpoints.digests.settle(self.bucket, key, "mismatch")
-        self.checkpoints.done(self.bucket, self.prefix, trail, key, status="hash_mismatch", records=0, sha256=actual)
+        self.options.checkpoints.digests.settle(self.options.bucket, key, "mismatch")
+        self.options.checkpoints.done(
+            self.options.bucket, self.options.prefix, trail, key, status="hash_mismatch", records=0, sha256=actual
+        )
         return None
 
     async def _file(self, trail: Trail, key: str, expected: str | None) -> None:
@@ -415,7 +423,7 @@ class _Import:
         except MalformedFile as exc:
             read.status = "malformed"
             stats.malformed.append((key, str(exc)))
-            self.progress(f"cloudtrail: {key}: skipped, malformed: {exc}")
+            self.options.progress(f"cloudtrail: {key}: skipped, malformed: {exc}")
         except BaseException:
             log.close()
             raise
@@ -424,7 +432,7 @@ class _Import:
         log.close()
         if expected is not None:
             stats.validated += 1
-        elif self.public_keys is not None:
+        elif self.options.public_keys is not None:
             stats.unvalidated += 1
         self._unsettled.append(read)
         self._settle()
@@ -440,7 +448,7 @@ class _Import:
         batches: dict[str, list[Prepared]] = {}
         received_at = self.now()
         account = read.trail.account
-        tenant = self.tenants.get(account)
+        tenant = self.options.tenants.get(account)
         mismatched = 0
         try:
             for record in iter_records(log):
@@ -454,7 +462,7 @@ class _Import:
                     mismatched += 1
                     continue
                 try:
-                    item = prepare(record, tenant=tenant, limits=self.limits, received_at=received_at)
+                    item = prepare(record, tenant=tenant, limits=self.options.limits, received_at=received_at)
                 except SkipRecord as exc:
                     stats.skipped[exc.reason] += 1
                     continue
@@ -465,7 +473,7 @@ class _Import:
         finally:
             stats.records += read.records
             if mismatched:
-                self.progress(
+                self.options.progress(
                     f"cloudtrail: {read.key}: {mismatched} records skipped: their recipientAccountId is not "
                     f"{account}, the account of the key"
                 )
@@ -476,30 +484,28 @@ class _Import:
 
 async def import_cloudtrail(
     s3: S3Client,
+    options: ImportOptions,
     *,
     since: date | None = None,
     reread: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    **options: Unpack[ImportOptions],
 ) -> ImportStats:
     """Read every new log file under bucket/prefix and append its events; returns the counts.
 
-    `append(tenant, prepared)` is `Journal.append`. A file's checkpoint moves only after its events are durable,
-    so an interrupted import re-reads at most the files it was in (their events are stored once: same ids).
-    With `public_keys` (fingerprint -> key, see cloudtrail_digest.load_public_keys) digest files are checked
-    and log files compared with them; `require_digest` imports only log files a valid digest lists.
+    A file's checkpoint moves only after its events are durable, so an interrupted import re-reads at
+    most the files it was in (their events are stored once: same ids).
     """
-    run = _Import(s3, since=since, reread=reread, now=now, **options)
+    run = _Import(s3, options, since=since, reread=reread, now=now)
     return await run.run()
 
 
 async def import_cloudtrail_keys(
     s3: S3Client,
-    *,
+    options: ImportOptions,
     keys: Iterable[str],
+    *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     stats: ImportStats | None = None,
-    **options: Unpack[ImportOptions],
 ) -> ImportStats:
     """Import the files `keys` name (from S3 event notifications) as `import_cloudtrail` imports listed ones.
 
@@ -510,5 +516,5 @@ async def import_cloudtrail_keys(
     to `stats` when given (one object across several calls). S3 and journal errors propagate; the files whose
     events are durable by then stay read.
     """
-    run = _Import(s3, since=None, reread=False, now=now, stats=stats or ImportStats(), **options)
+    run = _Import(s3, options, since=None, reread=False, now=now, stats=stats or ImportStats())
     return await run.run(list(keys))

@@ -325,7 +325,7 @@ class CloudTrailPoller:
         checkpoints = CheckpointStore(self._state_path)
 
         async def import_keys(keys: list[str]) -> None:
-            await import_cloudtrail_keys(s3, keys=keys, stats=stats, **self._import_options(checkpoints))
+            await import_cloudtrail_keys(s3, self._import_options(checkpoints), keys, stats=stats)
 
         try:
             return asyncio.run(consumer.handle(messages, import_keys, counts, stopping=lambda: self._stopping))
@@ -351,6 +351,6 @@ class CloudTrailPoller:
         s3 = self._s3_client()
         checkpoints = CheckpointStore(self._state_path)
         try:
-            return asyncio.run(import_cloudtrail(s3, **self._import_options(checkpoints)))
+            return asyncio.run(import_cloudtrail(s3, self._import_options(checkpoints)))
         finally:
             checkpoints.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,11 +20,10 @@ from opensearchpy import ConnectionError as OpenSearchConnectionError
 
 from eventlog.model import format_time
 from eventlog.tokens import (
-    Issued,
     Token,
     TokenError,
+    TokenStore,
     TokenStoreUnavailable,
-    issue,
     matches,
     split_bearer,
     token_from_dict,
@@ -66,7 +65,7 @@ class _Read:
     at: float
 
 
-class OpenSearchTokenStore:
+class OpenSearchTokenStore(TokenStore):
     """TokenStore on a cluster; errors reaching OpenSearch are TokenStoreUnavailable (nothing stored)."""
 
     remote = True
@@ -104,50 +103,22 @@ class OpenSearchTokenStore:
                 raise
             raise TokenStoreUnavailable(f"OpenSearch answered {exc.status_code}") from None
 
-    def create(
-        self,
-        *,
-        tenant: str,
-        scopes: frozenset[str],
-        name: str = "",
-        expires_days: int | None = None,
-        now: datetime | None = None,
-    ) -> Issued:
-        issued, stored = issue(
-            tenant=tenant, scopes=scopes, name=name, expires_days=expires_days, now=now or datetime.now(UTC)
-        )
-        document = {**issued.token.as_dict(), "secret_sha256": stored.hex()}
+    def save(self, token: Token, stored: bytes) -> None:
         with self._reaching():
             # `wait_for`: the token is in `list` on every node once this returns (GET by id needs no refresh).
             self._client.index(
                 index=self._index,
-                id=issued.token.id,
-                body=document,
+                id=token.id,
+                body={**token.as_dict(), "secret_sha256": stored.hex()},
                 params={"op_type": "create", "refresh": "wait_for"},
             )
         with self._lock:
-            self._known[issued.token.id] = stored
-        return issued
+            self._known[token.id] = stored
 
     def list(self, tenant: str | None = None) -> list[Token]:
         query: dict[str, Any] = {"term": {"tenant": tenant}} if tenant is not None else {"match_all": {}}
-        tokens: list[Token] = []
-        after: list[Any] | None = None
-        with self._reaching():
-            while True:
-                body: dict[str, Any] = {
-                    "size": _PAGE,
-                    "query": query,
-                    "sort": [{"created_at": "asc"}, {"id": "asc"}],
-                    "_source": {"excludes": ["secret_sha256"]},
-                }
-                if after is not None:
-                    body["search_after"] = after
-                hits = self._client.search(index=self._index, body=body)["hits"]["hits"]
-                tokens.extend(token_from_dict(hit["_source"]) for hit in hits)
-                if len(hits) < _PAGE:
-                    return tokens
-                after = hits[-1]["sort"]
+        hits = self._scan(query, {"excludes": ["secret_sha256"]}, [{"created_at": "asc"}, {"id": "asc"}])
+        return [token_from_dict(source) for source in hits]
 
     def count(self) -> int:
         with self._reaching():
@@ -258,22 +229,22 @@ class OpenSearchTokenStore:
                 "must_not": [{"exists": {"field": "revoked_at"}}, {"range": {"expires_at": {"lte": now}}}],
             }
         }
-        known: dict[str, bytes] = {}
+        hits = self._scan(query, ["id", "secret_sha256"], [{"id": "asc"}])
+        known = {str(source["id"]): bytes.fromhex(str(source["secret_sha256"])) for source in hits}
+        with self._lock:
+            self._known = known
+
+    def _scan(self, query: dict[str, Any], source: object, sort: Sequence[object]) -> Sequence[dict[str, Any]]:
+        """The `_source` of every matching token, in pages (a cluster may hold more than one search answers)."""
+        found: list[dict[str, Any]] = []
         after: list[Any] | None = None
         with self._reaching():
             while True:
-                body: dict[str, Any] = {
-                    "size": _PAGE,
-                    "query": query,
-                    "sort": [{"id": "asc"}],
-                    "_source": ["id", "secret_sha256"],
-                }
+                body: dict[str, Any] = {"size": _PAGE, "query": query, "sort": sort, "_source": source}
                 if after is not None:
                     body["search_after"] = after
                 hits = self._client.search(index=self._index, body=body)["hits"]["hits"]
-                known.update((hit["_source"]["id"], bytes.fromhex(hit["_source"]["secret_sha256"])) for hit in hits)
+                found.extend(hit["_source"] for hit in hits)
                 if len(hits) < _PAGE:
-                    break
+                    return found
                 after = hits[-1]["sort"]
-        with self._lock:
-            self._known = known

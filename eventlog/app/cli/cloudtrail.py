@@ -23,7 +23,7 @@ def _cloudtrail_import(args: argparse.Namespace) -> int:
     from eventlog.journal import Journal
     from ingest.cloudtrail.checkpoints import CheckpointStore
     from ingest.cloudtrail.digest import load_public_keys
-    from ingest.cloudtrail.importer import import_cloudtrail
+    from ingest.cloudtrail.importer import ImportOptions, import_cloudtrail
     from ingest.cloudtrail.mapping import limits_of
 
     settings = settings_from(args, cloudtrail_endpoint_url=args.endpoint_url)
@@ -50,17 +50,19 @@ def _cloudtrail_import(args: argparse.Namespace) -> int:
         stats = asyncio.run(
             import_cloudtrail(
                 s3,
-                bucket=args.bucket,
-                prefix=args.prefix,
-                append=journal.append,
-                checkpoints=checkpoints,
-                tenants=settings.cloudtrail_account_tenants,
-                limits=limits,
+                ImportOptions(
+                    bucket=args.bucket,
+                    prefix=args.prefix,
+                    append=journal.append,
+                    checkpoints=checkpoints,
+                    tenants=settings.cloudtrail_account_tenants,
+                    limits=limits,
+                    public_keys=public_keys,
+                    require_digest=settings.cloudtrail_require_digest,
+                    progress=lambda line: print(line, file=sys.stderr, flush=True),
+                ),
                 since=since,
                 reread=args.reread,
-                public_keys=public_keys,
-                require_digest=settings.cloudtrail_require_digest,
-                progress=lambda line: print(line, file=sys.stderr, flush=True),
             )
         )
     except (BotoCoreError, ClientError) as exc:
