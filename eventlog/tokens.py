@@ -144,9 +144,18 @@ def issue(
 
 
 class TokenStore(ABC):
-    """Where tokens live. Methods may block (SQLite, or a round trip to the cluster); `remote` says which."""
+    """Where tokens live. Methods may block (SQLite, or a round trip to the cluster); `remote` says which.
+
+    The checks are here, once: a store only saves, looks up and lists. Each keeps in memory the
+    digests of the tokens it knows to be live, by id, for `known`; only stored tokens enter it, so
+    its size is that of the token table, not of the guesses clients send.
+    """
 
     remote: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: dict[str, bytes] = {}
 
     def create(
         self,
@@ -162,11 +171,65 @@ class TokenStore(ABC):
             tenant=tenant, scopes=scopes, name=name, expires_days=expires_days, now=now or datetime.now(UTC)
         )
         self.save(issued.token, stored)
+        self._remember(issued.token.id, stored)
         return issued
+
+    def authenticate(self, bearer: str, now: datetime | None = None) -> Token | None:
+        """The live token this secret belongs to, or None. Constant-time on the secret."""
+        parts = split_bearer(bearer)
+        if parts is None:
+            return None
+        token_id, secret = parts
+        token, stored = self.lookup(token_id)
+        if not matches(secret, stored) or token is None:
+            return None
+        live = token.live(now or datetime.now(UTC))
+        self._remember(token_id, stored if live else None)
+        return token if live else None
+
+    def known(self, bearer: str) -> bool:
+        """Whether this secret is a live token's, from memory only: for callers that must not look every
+        guess up. It may lag behind a revocation: it never replaces `authenticate`."""
+        parts = split_bearer(bearer)
+        if parts is None:
+            return False
+        token_id, secret = parts
+        with self._lock:
+            stored = self._known.get(token_id)
+        if stored is None:
+            reloaded = self.live_digests()
+            if reloaded is not None:
+                with self._lock:
+                    self._known = reloaded
+                    stored = reloaded.get(token_id)
+        return matches(secret, stored)
+
+    def is_live(self, token_id: str, now: datetime | None = None) -> bool:
+        """Whether the token with this id still exists, unrevoked and unexpired."""
+        token, _ = self.lookup(token_id)
+        return token is not None and token.live(now or datetime.now(UTC))
+
+    def _remember(self, token_id: str, stored: bytes | None) -> None:
+        with self._lock:
+            if stored is None:
+                self._known.pop(token_id, None)
+            else:
+                self._known[token_id] = stored
 
     @abstractmethod
     def save(self, token: Token, stored: bytes) -> None:
         """Keep a new token with the digest of its secret."""
+
+    @abstractmethod
+    def lookup(self, token_id: str) -> tuple[Token | None, bytes | None]:
+        """The token of this id and its secret's digest; (None, None) when there is none."""
+
+    @abstractmethod
+    def live_digests(self) -> dict[str, bytes] | None:
+        """Every live token's digest by id, when they may have changed since the last call; else None.
+
+        Called by `known` for an id it does not know: each store bounds what that costs a guess.
+        """
 
     @abstractmethod
     def list(self, tenant: str | None = None) -> list[Token]: ...
@@ -174,74 +237,71 @@ class TokenStore(ABC):
     @abstractmethod
     def count(self) -> int: ...
 
-    @abstractmethod
-    def get(self, token_id: str) -> Token | None: ...
+    def get(self, token_id: str) -> Token | None:
+        return self.lookup(token_id)[0]
+
+    def revoke(self, token_id: str, now: datetime | None = None) -> Token:
+        """Revoked from now on (the first revocation's time stays); raises TokenError for an unknown id."""
+        self.mark_revoked(token_id, format_time(now or datetime.now(UTC)))
+        self._remember(token_id, None)
+        token = self.get(token_id)
+        assert token is not None
+        return token
 
     @abstractmethod
-    def revoke(self, token_id: str, now: datetime | None = None) -> Token: ...
-
-    @abstractmethod
-    def authenticate(self, bearer: str, now: datetime | None = None) -> Token | None:
-        """The live token this secret belongs to, or None. Constant-time on the secret."""
-
-    @abstractmethod
-    def known(self, bearer: str) -> bool:
-        """Whether this secret is a live token's, from memory only: for callers that must not look every
-        guess up. It may lag behind a revocation: it never replaces `authenticate`."""
-
-    @abstractmethod
-    def is_live(self, token_id: str, now: datetime | None = None) -> bool: ...
+    def mark_revoked(self, token_id: str, stamp: str) -> None:
+        """Set `revoked_at` unless it is set; raises TokenError for an unknown id."""
 
     @abstractmethod
     def close(self) -> None: ...
+
+
+_COLUMNS = "id, name, tenant, scopes, created_at, expires_at, revoked_at"
 
 
 class SqliteTokenStore(TokenStore):
     """The tokens of one node, in `tokens.db`."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=10000")
         self._conn.executescript(SCHEMA)
-        self._lock = threading.Lock()
-        # Secret digests of the tokens known to be live, by id: `known` answers from it without looking the
-        # credential up. Its size is that of the token table (only stored tokens enter it), not the clients'.
-        self._known: dict[str, bytes] = {}
         self._known_version = -1
-        self._load_known()
+        self._known = self._read_live()
 
-    def _load_known(self) -> None:
-        """(Re)read the live tokens' digests; the caller holds the lock, or is the constructor."""
+    def _read_live(self) -> dict[str, bytes]:
+        """The live tokens' digests; the caller holds the lock, or is the constructor."""
         # Read first: a change committed meanwhile makes the next `data_version` differ, and load again.
         self._known_version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
         now = datetime.now(UTC)
         rows = self._conn.execute("SELECT id, secret_sha256, expires_at FROM tokens WHERE revoked_at IS NULL")
-        self._known = {row[0]: bytes(row[1]) for row in rows if row[2] is None or parse_time(row[2]) > now}
+        return {row[0]: bytes(row[1]) for row in rows if row[2] is None or parse_time(row[2]) > now}
+
+    def live_digests(self) -> dict[str, bytes] | None:
+        """Read again only when another process (`eventlog tokens create`) changed the table: a guess costs
+        a `PRAGMA data_version` at most."""
+        with self._lock:
+            if self._conn.execute("PRAGMA data_version").fetchone()[0] == self._known_version:
+                return None
+            return self._read_live()
 
     def close(self) -> None:
         self._conn.close()
 
     def save(self, token: Token, stored: bytes) -> None:
+        scopes = ",".join(sorted(token.scopes))
         with self._lock:
             self._conn.execute(
-                "INSERT INTO tokens (id, name, tenant, scopes, secret_sha256, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    token.id,
-                    token.name,
-                    token.tenant,
-                    ",".join(sorted(token.scopes)),
-                    stored,
-                    token.created_at,
-                    token.expires_at,
-                ),
+                f"INSERT INTO tokens ({_COLUMNS}, secret_sha256) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+                (token.id, token.name, token.tenant, scopes, token.created_at, token.expires_at, stored),
             )
-            self._known[token.id] = stored
 
     def list(self, tenant: str | None = None) -> list[Token]:
-        sql = "SELECT id, name, tenant, scopes, created_at, expires_at, revoked_at FROM tokens"
+        sql = f"SELECT {_COLUMNS} FROM tokens"
         params: tuple[str, ...] = ()
         if tenant is not None:
             sql += " WHERE tenant = ?"
@@ -254,71 +314,20 @@ class SqliteTokenStore(TokenStore):
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM tokens").fetchone()[0])
 
-    def get(self, token_id: str) -> Token | None:
+    def lookup(self, token_id: str) -> tuple[Token | None, bytes | None]:
         with self._lock:
             row = self._conn.execute(
-                "SELECT id, name, tenant, scopes, created_at, expires_at, revoked_at FROM tokens WHERE id = ?",
-                (token_id,),
+                f"SELECT {_COLUMNS}, secret_sha256 FROM tokens WHERE id = ?", (token_id,)
             ).fetchone()
-        return _row_to_token(row) if row else None
+        return (_row_to_token(row[:7]), bytes(row[7])) if row else (None, None)
 
-    def revoke(self, token_id: str, now: datetime | None = None) -> Token:
-        stamp = format_time(now or datetime.now(UTC))
+    def mark_revoked(self, token_id: str, stamp: str) -> None:
         with self._lock:
             cur = self._conn.execute(
                 "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", (stamp, token_id)
             )
-            self._known.pop(token_id, None)
         if cur.rowcount == 0:
             raise TokenError(f"no token with id {token_id!r}; `eventlog tokens list` shows the ids")
-        token = self.get(token_id)
-        assert token is not None
-        return token
-
-    def authenticate(self, bearer: str, now: datetime | None = None) -> Token | None:
-        """The live token this secret belongs to, or None. Constant-time on the secret."""
-        parts = split_bearer(bearer)
-        if parts is None:
-            return None
-        token_id, secret = parts
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT id, name, tenant, scopes, created_at, expires_at, revoked_at, secret_sha256 FROM tokens WHERE id = ?",
-                (token_id,),
-            ).fetchone()
-        stored = bytes(row[7]) if row else None
-        if not matches(secret, stored) or row is None or stored is None:
-            return None
-        token = _row_to_token(row[:7])
-        with self._lock:
-            if token.live(now or datetime.now(UTC)):
-                self._known[token.id] = stored
-                return token
-            self._known.pop(token.id, None)
-        return None
-
-    def known(self, bearer: str) -> bool:
-        """Whether this secret is one of a live token's, from memory (see TokenStore.known).
-
-        The memory is read again only when another process (`eventlog tokens create`) changed the table, so
-        a guess costs a `PRAGMA data_version` at most. A token revoked or expired elsewhere may still be
-        known: this never replaces `authenticate`.
-        """
-        parts = split_bearer(bearer)
-        if parts is None:
-            return False
-        token_id, secret = parts
-        with self._lock:
-            stored = self._known.get(token_id)
-            if stored is None and self._conn.execute("PRAGMA data_version").fetchone()[0] != self._known_version:
-                self._load_known()
-                stored = self._known.get(token_id)
-        return matches(secret, stored)
-
-    def is_live(self, token_id: str, now: datetime | None = None) -> bool:
-        """Whether the token with this id still exists, unrevoked and unexpired."""
-        token = self.get(token_id)
-        return token is not None and token.live(now or datetime.now(UTC))
 
 
 def _row_to_token(row: tuple[str, str, str, str, str, str | None, str | None]) -> Token:

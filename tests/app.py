@@ -20,10 +20,10 @@ class Service:
     client: TestClient
     settings: Settings
 
-    def token(self, tenant: str, scopes: str = "events:write,events:read") -> str:
+    def token(self, tenant: str, scopes: str = "events:write,events:read", name: str = "") -> str:
         """A new token in the app's own store (tokens.db, or the cluster's index with OpenSearch)."""
         store: TokenStore = self.client.app.state.ctx.tokens  # type: ignore[attr-defined]
-        return store.create(tenant=tenant, scopes=parse_scopes(scopes)).secret
+        return store.create(tenant=tenant, scopes=parse_scopes(scopes), name=name).secret
 
     @cached_property
     def admin(self) -> str:

@@ -7,7 +7,6 @@ seen by every node within that bound plus one round trip.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,8 +23,6 @@ from eventlog.tokens import (
     TokenError,
     TokenStore,
     TokenStoreUnavailable,
-    matches,
-    split_bearer,
     token_from_dict,
 )
 from search.opensearch.system import SystemIndex
@@ -83,9 +80,8 @@ class OpenSearchTokenStore(TokenStore):
         self._index = TOKENS.name(prefix)
         self._cache_seconds = cache_seconds
         self._clock = clock
-        self._lock = threading.Lock()
+        super().__init__()
         self._reads: dict[str, _Read] = {}
-        self._known: dict[str, bytes] = {}
         self._known_at = float("-inf")
         self._ready = False
 
@@ -112,8 +108,6 @@ class OpenSearchTokenStore(TokenStore):
                 body={**token.as_dict(), "secret_sha256": stored.hex()},
                 params={"op_type": "create", "refresh": "wait_for"},
             )
-        with self._lock:
-            self._known[token.id] = stored
 
     def list(self, tenant: str | None = None) -> list[Token]:
         query: dict[str, Any] = {"term": {"tenant": tenant}} if tenant is not None else {"match_all": {}}
@@ -124,13 +118,9 @@ class OpenSearchTokenStore(TokenStore):
         with self._reaching():
             return int(self._client.count(index=self._index)["count"])
 
-    def get(self, token_id: str) -> Token | None:
-        return self._fetch(token_id).token
-
-    def revoke(self, token_id: str, now: datetime | None = None) -> Token:
-        stamp = format_time(now or datetime.now(UTC))
+    def mark_revoked(self, token_id: str, stamp: str) -> None:
         with self._reaching():
-            # No scripts (a cluster may not run them): the first revocation's time stays, set by compare-and-set.
+            # No scripts (a cluster may not run them): compare-and-set, so the first revocation's time stays.
             for _ in range(_CAS_ROUNDS):
                 found = self._client.get(index=self._index, id=token_id, ignore=[404])
                 if not found.get("found"):
@@ -155,49 +145,28 @@ class OpenSearchTokenStore(TokenStore):
                 raise TokenStoreUnavailable(f"token {token_id} kept changing while being revoked")
         with self._lock:
             self._reads.pop(token_id, None)
-            self._known.pop(token_id, None)
-        token = self._fetch(token_id).token
-        assert token is not None
-        return token
 
-    def authenticate(self, bearer: str, now: datetime | None = None) -> Token | None:
-        parts = split_bearer(bearer)
-        if parts is None:
-            return None
-        token_id, secret = parts
+    def lookup(self, token_id: str) -> tuple[Token | None, bytes | None]:
         read = self._cached(token_id) or self._fetch(token_id)
-        if not matches(secret, read.stored) or read.token is None:
+        return read.token, read.stored
+
+    def live_digests(self) -> dict[str, bytes] | None:
+        """Every live token, read again at most every KNOWN_RELOAD_SECONDS (and not while unreachable)."""
+        with self._lock:
+            if self._clock() - self._known_at < KNOWN_RELOAD_SECONDS:
+                return None
+            self._known_at = self._clock()
+        now = format_time(datetime.now(UTC))
+        query = {
+            "bool": {
+                "must_not": [{"exists": {"field": "revoked_at"}}, {"range": {"expires_at": {"lte": now}}}],
+            }
+        }
+        try:
+            hits = self._scan(query, ["id", "secret_sha256"], [{"id": "asc"}])
+        except TokenStoreUnavailable:
             return None
-        live = read.token.live(now or datetime.now(UTC))
-        with self._lock:
-            if live and read.stored is not None:
-                self._known[token_id] = read.stored
-            else:
-                self._known.pop(token_id, None)
-        return read.token if live else None
-
-    def known(self, bearer: str) -> bool:
-        parts = split_bearer(bearer)
-        if parts is None:
-            return False
-        token_id, secret = parts
-        with self._lock:
-            stored = self._known.get(token_id)
-            reload = stored is None and self._clock() - self._known_at >= KNOWN_RELOAD_SECONDS
-            if reload:
-                self._known_at = self._clock()
-        if reload:
-            try:
-                self._reload_known()
-            except TokenStoreUnavailable:
-                return False
-            with self._lock:
-                stored = self._known.get(token_id)
-        return matches(secret, stored)
-
-    def is_live(self, token_id: str, now: datetime | None = None) -> bool:
-        token = (self._cached(token_id) or self._fetch(token_id)).token
-        return token is not None and token.live(now or datetime.now(UTC))
+        return {str(source["id"]): bytes.fromhex(str(source["secret_sha256"])) for source in hits}
 
     def close(self) -> None:
         return None  # the client belongs to the node
@@ -221,18 +190,6 @@ class OpenSearchTokenStore(TokenStore):
                 # Only stored ids are remembered: guesses cannot grow the cache.
                 self._reads[token_id] = read
         return read
-
-    def _reload_known(self) -> None:
-        now = format_time(datetime.now(UTC))
-        query = {
-            "bool": {
-                "must_not": [{"exists": {"field": "revoked_at"}}, {"range": {"expires_at": {"lte": now}}}],
-            }
-        }
-        hits = self._scan(query, ["id", "secret_sha256"], [{"id": "asc"}])
-        known = {str(source["id"]): bytes.fromhex(str(source["secret_sha256"])) for source in hits}
-        with self._lock:
-            self._known = known
 
     def _scan(self, query: dict[str, Any], source: object, sort: Sequence[object]) -> Sequence[dict[str, Any]]:
         """The `_source` of every matching token, in pages (a cluster may hold more than one search answers)."""

@@ -10,7 +10,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from eventlog.tokens import PREFIX, SqliteTokenStore, parse_scopes
+from eventlog.tokens import PREFIX
 from tests.app import Service, bearer
 
 EVENTS = "/v2/storage/events"
@@ -143,11 +143,7 @@ def test_form_encoded_post_like_the_php_client(any_service: Service) -> None:
 
 def test_type_event_and_object_fields_map_to_eventlog(any_service: Service) -> None:
     service = any_service
-    store = SqliteTokenStore(service.settings.tokens_path)
-    try:
-        token = store.create(tenant="acme", scopes=parse_scopes("events:write,events:read"), name="orchestrator").secret
-    finally:
-        store.close()
+    token = service.token("acme", "events:write,events:read", name="orchestrator")
     outcomes = {"info": "unknown", "warn": "unknown", "success": "success", "error": "failure"}
     made = {
         kind: _create(
