@@ -34,6 +34,15 @@ class Checkpoint:
         return canonical_json({"stream": self.stream, "seq": self.seq, "hash": self.hash, "time": self.time})
 
 
+def public_pem(key: Ed25519PrivateKey) -> str:
+    """The public half of a signing key as PEM text, as `signing.pub` holds it."""
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
 def public_key_path(key_path: Path) -> Path:
     return key_path.with_suffix(".pub")
 
@@ -51,9 +60,7 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
-    public_key_path(path).write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    public_key_path(path).write_text(public_pem(key))
     return key
 
 

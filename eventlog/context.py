@@ -8,6 +8,7 @@ typed, with `part`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -41,6 +42,8 @@ class Context:
     metrics: Metrics
     # Extra parts of /readyz's body, by key (e.g. "cloudtrail").
     readiness: dict[str, ReadinessPart] = field(default_factory=dict)
+    # Besides a journal that cannot commit, what takes the node out of a balancer: each answers why, or None.
+    blockers: dict[str, Callable[[], str | None]] = field(default_factory=dict)
     parts: dict[type, object] = field(default_factory=dict)
 
     def add(self, part: object) -> None:

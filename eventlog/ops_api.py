@@ -66,20 +66,25 @@ async def _admin(request: Request, ctx: Context) -> bool:
     "/readyz",
     summary="The journal takes writes; each sink's lag and state",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "The journal cannot write."}},
+    responses={
+        503: {"model": Readiness, "description": "The journal cannot write, or the node holds no claim on its stream."}
+    },
     description=(
         "Without authentication (what orchestrators poll): `status`, whether the journal is writable, and each"
         " part's state and counts: per sink `state`, `lag_events`, `lag_seconds`; `cloudtrail` and `retention`"
         " (when on) their `state` and counts. With an `admin` token (`Authorization: Bearer <token>`): the"
         " detail too: the journal's stream and `last_seq`, each sink's cursor and last error, the CloudTrail"
         " bucket, queue, last runs and integrity failures, the last retention report (tenants, days, archive"
-        " keys, holds, failures). Another token is refused (401/403). 503 when the journal takes no writes."
+        " keys, holds, failures). Another token is refused (401/403). 503 when the journal takes no writes, or"
+        " (with OpenSearch as the store) while the node has no claim on its stream (`cluster`)."
     ),
 )
 async def readyz(request: Request, ctx: Annotated[Context, Depends(context)]) -> Response:
     detail = await _admin(request, ctx)
-    ready = ctx.journal.healthy
-    journal: dict[str, Any] = {"writable": ready}
+    writable = ctx.journal.healthy
+    blocked = {key: why for key, check in ctx.blockers.items() if (why := check()) is not None}
+    ready = writable and not blocked
+    journal: dict[str, Any] = {"writable": writable}
     if detail:
         journal.update(stream=ctx.journal.stream, last_seq=ctx.journal.last_seq)
     body: dict[str, Any] = {

@@ -19,7 +19,7 @@ from opensearchpy import OpenSearch
 from eventlog import errors, openapi
 from eventlog.access_log import AccessLog
 from eventlog.auth import Authenticator, FailureCounter, FailureLimiter
-from eventlog.checkpoints import Checkpointer, load_or_create_key
+from eventlog.checkpoints import Checkpointer, load_or_create_key, public_pem
 from eventlog.context import Context
 from eventlog.deadletter_api import router as deadletter_router
 from eventlog.fanout import FanOut
@@ -58,6 +58,7 @@ from search.opensearch.failures import OpenSearchFailureCounter
 from search.opensearch.holds import OpenSearchHoldStore
 from search.opensearch.lock import OpenSearchLock
 from search.opensearch.sink import OpenSearchSink
+from search.opensearch.streams import Claimant, StreamLease, StreamRegistry, StreamTaken
 from search.opensearch.tokens import OpenSearchTokenStore
 from search.reads import Reads
 from search.retention import ExpiringStore, HoldStore
@@ -230,6 +231,7 @@ class Node:
     poller: CloudTrailPoller | None
     holds: HoldStore
     scheduler: Scheduler
+    lease: StreamLease | None  # with OpenSearch: this node's claim on its stream
 
     @classmethod
     def build(cls, settings: Settings, clock: Callable[[], datetime] | None = None) -> Node:
@@ -285,6 +287,16 @@ class Node:
         scheduler = Scheduler(retention, lock, interval_seconds=settings.retention_interval_hours * 3600)
         ctx.readiness["retention"] = scheduler
         key = load_or_create_key(settings.signing_key_path)
+        lease = None
+        if client is not None:
+            me = Claimant(
+                stream=stream_name(settings),  # the journal's own name once it is open (`StreamLease.claim`)
+                public_key=public_pem(key),
+                data_dir=str(settings.data_dir.resolve()),
+            )
+            lease = StreamLease(StreamRegistry(client, settings.opensearch_index_prefix), me)
+            ctx.readiness["cluster"] = lease
+            ctx.blockers["cluster"] = lambda: lease.problem if lease is not None else None
         return cls(
             settings=settings,
             journal=journal,
@@ -299,6 +311,7 @@ class Node:
             poller=poller,
             holds=holds,
             scheduler=scheduler,
+            lease=lease,
         )
 
     def _background(self) -> list[asyncio.Task[None]]:
@@ -311,6 +324,8 @@ class Node:
             tasks.append(asyncio.create_task(self.poller.run_forever(), name="cloudtrail-poll"))
         if settings.retention_interval_hours > 0:
             tasks.append(asyncio.create_task(self.scheduler.run_forever(), name="retention"))
+        if self.lease is not None:
+            tasks.append(asyncio.create_task(self.lease.run_forever(), name="stream-lease"))
         return tasks
 
     @contextlib.asynccontextmanager
@@ -318,6 +333,13 @@ class Node:
         """Open the journal, start the fan-out and the background loops; on the way out drain and close."""
         journal = self.journal
         journal.open()
+        if self.lease is not None:
+            try:
+                await self.lease.claim(journal.stream)
+            except StreamTaken as exc:
+                log.critical("eventlog not started: its stream is taken", extra={"error": str(exc)})
+                journal.close()
+                raise
         await self.self_audit.start()
         self.fanout.start()
         background = self._background()
@@ -334,6 +356,8 @@ class Node:
             await self.fanout.drain(timeout_seconds=5.0)
             await self.fanout.stop()
             await self.checkpointer.checkpoint()
+            if self.lease is not None:
+                await self.lease.release()
             journal.close()
             self.tokens.close()
             self.holds.close()
