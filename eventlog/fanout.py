@@ -85,6 +85,10 @@ class FanOut:
         for wakeup in self._wakeups.values():
             wakeup.set()
 
+    @property
+    def sink_names(self) -> list[str]:
+        return [sink.name for sink in self._sinks]
+
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         for sink in self._sinks:

@@ -119,6 +119,52 @@ def search_store(
     return OpenSearchBackend(client, opensearch.index_prefix, reads), sink
 
 
+def fan_out(settings: Settings, journal: Journal, store_sink: Sink, metrics: Metrics) -> FanOut:
+    """The journal's fan-out to the search store's sink and, when configured, the syslog sink."""
+    sinks: list[Sink] = [store_sink]
+    if settings.syslog_url is not None:
+        sinks.append(SyslogSink.from_settings(settings.syslog, registry=metrics.registry))
+    return FanOut(
+        journal,
+        sinks,
+        metrics.sinks,
+        batch_events=settings.fanout_batch_events,
+        poll_seconds=settings.fanout_poll_seconds,
+        max_backoff_seconds=settings.fanout_max_backoff_seconds,
+    )
+
+
+async def drain_journal(settings: Settings, timeout_seconds: float, progress: Callable[[str], None]) -> bool:
+    """Deliver what the journal of `settings.data_dir` holds and its sinks lack, without serving (a dead
+    node's disk mounted elsewhere); whether every sink caught up within `timeout_seconds`."""
+    metrics = Metrics()
+    journal = Journal(settings.journal_path, stream=stream_name(settings))
+    journal.open()
+    try:
+        _, sink = search_store(settings)
+        fanout = fan_out(settings, journal, sink, metrics)
+        progress(
+            f"journal of stream {journal.stream!r}: {journal.last_seq} events; sinks {', '.join(fanout.sink_names)}"
+        )
+        fanout.start()
+        deadline = asyncio.get_running_loop().time() + timeout_seconds
+        try:
+            while not await fanout.drain(
+                timeout_seconds=min(5.0, max(0.0, deadline - asyncio.get_running_loop().time()))
+            ):
+                behind = {name: fanout.lag(name)[0] for name in fanout.states}
+                progress(f"behind: {', '.join(f'{name} {count}' for name, count in behind.items())}")
+                if asyncio.get_running_loop().time() >= deadline:
+                    return False
+        finally:
+            await fanout.stop()
+        for name, state in fanout.states.items():
+            progress(f"{name}: delivered through seq {state.cursor}")
+        return True
+    finally:
+        journal.close()
+
+
 def retention_parts(
     settings: Settings,
     journal: Journal | None,
@@ -247,17 +293,7 @@ class Node:
         client = build_client(settings.opensearch) if settings.opensearch_url is not None else None
         reads = Reads.from_settings(settings.reads)
         store, sink = search_store(settings, client, reads)
-        sinks: list[Sink] = [sink]
-        if settings.syslog_url is not None:
-            sinks.append(SyslogSink.from_settings(settings.syslog, registry=metrics.registry))
-        fanout = FanOut(
-            journal,
-            sinks,
-            metrics.sinks,
-            batch_events=settings.fanout_batch_events,
-            poll_seconds=settings.fanout_poll_seconds,
-            max_backoff_seconds=settings.fanout_max_backoff_seconds,
-        )
+        fanout = fan_out(settings, journal, sink, metrics)
         journal.subscribe(fanout.notify)
         tokens, limiter = auth_parts(settings, client)
         ctx = Context(
@@ -283,7 +319,7 @@ class Node:
         )
         if poller is not None:
             ctx.readiness["cloudtrail"] = poller
-        retention, holds, lock = retention_parts(settings, journal, [s.name for s in sinks], clock, client)
+        retention, holds, lock = retention_parts(settings, journal, fanout.sink_names, clock, client)
         scheduler = Scheduler(retention, lock, interval_seconds=settings.retention_interval_hours * 3600)
         ctx.readiness["retention"] = scheduler
         key = load_or_create_key(settings.signing_key_path)

@@ -6,11 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from eventlog.app.cli import cloudtrail, dashboards, retention, serve, tokens, verify
+from eventlog.app.cli import cloudtrail, dashboards, journal, retention, serve, tokens, verify
 from eventlog.datadir import DataDirBusy
 from eventlog.tokens import TokenError, TokenStoreUnavailable
 
-_GROUPS = (serve, tokens, verify, cloudtrail, retention, dashboards)
+_GROUPS = (serve, tokens, verify, journal, cloudtrail, retention, dashboards)
 
 
 def build_parser() -> argparse.ArgumentParser:
