@@ -3,7 +3,8 @@
 The same rule as the one-node limiter (eventlog/auth.py): `limit` failures within `window_seconds`
 from one network, wherever they land. A failure is one scripted upsert that answers the new state;
 a check reads the network's document, or reuses this node's last read of it for `cache_seconds`.
-Times are wall-clock seconds, which every node shares.
+Times are wall-clock seconds, which every node shares. While OpenSearch does not answer, the node
+counts alone (in memory), so the limit still holds for what reaches it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections.abc import Callable, Sequence
 
 from opensearchpy import ConflictError, OpenSearch, OpenSearchException
 
-from eventlog.auth import client_network, retry_after_seconds
+from eventlog.auth import FailureLimiter, client_network, retry_after_seconds
 from eventlog.tokens import TokenStoreUnavailable
-from search.opensearch.system import SystemIndex
+from search.opensearch.system import STATE_TIMEOUT_SECONDS, SystemIndex
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ _CAS_ROUNDS = 10  # compare-and-set rounds: each lost one means another node cou
 
 
 class OpenSearchFailureCounter:
-    """FailureCounter for a cluster; an unreachable store raises TokenStoreUnavailable."""
+    """FailureCounter for a cluster; while the cluster does not answer, it counts on this node only."""
 
     def __init__(
         self,
@@ -58,19 +59,25 @@ class OpenSearchFailureCounter:
         self._seen: dict[str, tuple[float, list[float]]] = {}  # network -> (read at, failure times)
         self._purged_at = clock()
         self._ready = False
+        self._alone = FailureLimiter(limit, window_seconds, clock)
 
     def retry_after(self, address: str) -> int | None:
-        times = self._times(client_network(address))
+        try:
+            times = self._times(client_network(address))
+        except TokenStoreUnavailable:
+            return self._alone.retry_after(address)
         return retry_after_seconds(times, self._limit, self._window, self._clock())
 
     def fail(self, address: str) -> bool:
         network = client_network(address)
         now = self._clock()
+        over_here = self._alone.fail(address)
         try:
             self._prepare()
             times = self._add(network, now)
-        except OpenSearchException as exc:
-            raise TokenStoreUnavailable(f"could not count a failed authentication ({exc.__class__.__name__})") from exc
+        except (OpenSearchException, TokenStoreUnavailable) as exc:
+            log.warning("failed authentication counted on this node only", extra={"error": repr(exc)})
+            return over_here
         with self._lock:
             self._seen[network] = (time.monotonic(), times)
         self._purge(now)
@@ -83,7 +90,7 @@ class OpenSearchFailureCounter:
         reached before this failure. `last` lets old documents be purged by a query.
         """
         for _ in range(_CAS_ROUNDS):
-            found = self._client.get(index=self._index, id=network, ignore=[404])
+            found = self._client.get(index=self._index, id=network, ignore=[404], request_timeout=STATE_TIMEOUT_SECONDS)
             before = [float(t) for t in found["_source"]["times"]] if found.get("found") else []
             recent = [t for t in before if t > now - self._window]
             times = [*recent[-self._limit :], now]
@@ -93,7 +100,9 @@ class OpenSearchFailureCounter:
             else:
                 params = {"op_type": "create"}
             try:
-                self._client.index(index=self._index, id=network, body=body, params=params)
+                self._client.index(
+                    index=self._index, id=network, body=body, params=params, request_timeout=STATE_TIMEOUT_SECONDS
+                )
             except ConflictError:
                 continue
             return times
@@ -106,7 +115,7 @@ class OpenSearchFailureCounter:
             return seen[1]
         try:
             self._prepare()
-            found = self._client.get(index=self._index, id=network, ignore=[404])
+            found = self._client.get(index=self._index, id=network, ignore=[404], request_timeout=STATE_TIMEOUT_SECONDS)
             times = [float(t) for t in found.get("_source", {}).get("times", [])] if found.get("found") else []
         except OpenSearchException as exc:
             raise TokenStoreUnavailable(f"could not read failed authentications ({exc.__class__.__name__})") from exc

@@ -165,11 +165,19 @@ class StreamLease:
         self._lease = lease_seconds
         self._problem: str | None = "the stream is not claimed yet"
         self._renewed_at: float | None = None
+        self._taken = False
 
     @property
     def problem(self) -> str | None:
-        """Why the node should not take traffic, or None."""
-        return self._problem
+        """Why the node should not take traffic, or None.
+
+        A node that never claimed its stream (OpenSearch did not answer at start), or lost it to another,
+        should not; one whose renewal fails because OpenSearch is down goes on: every node sees the same
+        outage, and the journal takes events without OpenSearch.
+        """
+        if self._taken or self._renewed_at is None:
+            return self._problem
+        return None
 
     async def claim(self, stream: str) -> None:
         """At start, the journal's stream: StreamTaken stops the node, an unreachable cluster does not."""
@@ -191,7 +199,7 @@ class StreamLease:
             try:
                 await asyncio.to_thread(self._registry.claim, self._me, self._lease)
             except StreamTaken as exc:
-                self._problem = str(exc)
+                self._problem, self._taken = str(exc), True
                 log.critical("stream claimed by another node", extra={"stream": self._me.stream, "error": str(exc)})
             except OpenSearchException as exc:
                 self._problem = f"OpenSearch does not answer ({exc.__class__.__name__}); the stream's claim is retried"
@@ -208,10 +216,12 @@ class StreamLease:
     def _renewed(self, at: float) -> None:
         if self._problem is not None:
             log.info("stream claimed", extra={"stream": self._me.stream})
-        self._problem, self._renewed_at = None, at
+        self._problem, self._renewed_at, self._taken = None, at, False
 
     def summary(self) -> dict[str, Any]:
-        return {"state": "ok" if self._problem is None else "unavailable"}
+        if self._problem is None:
+            return {"state": "ok"}
+        return {"state": "unavailable" if self.problem is not None else "retrying"}
 
     def status(self) -> dict[str, Any]:
         ago = None if self._renewed_at is None else round(time.monotonic() - self._renewed_at, 1)

@@ -16,6 +16,10 @@ from opensearchpy import OpenSearch
 
 log = logging.getLogger(__name__)
 
+# The deadline of a read or write of cluster state on a request's path (a token check, a failed login):
+# a cluster that hangs must not hold requests for the client's whole timeout.
+STATE_TIMEOUT_SECONDS = 2.0
+
 # Bump when a system index's template body changes; a node with a newer version replaces it.
 SYSTEM_TEMPLATE_VERSION = 1
 

@@ -2,7 +2,9 @@
 
 A node checks a bearer against the document of its id (a realtime GET, so a token made on another
 node works at once) and keeps the answer for at most `cache_seconds`: a revocation or an expiry is
-seen by every node within that bound plus one round trip.
+seen by every node within that bound plus one round trip. While OpenSearch does not answer, a node
+goes on with its last read of a token it has seen (nothing can be revoked meanwhile); a token it has
+never seen is then a TokenStoreUnavailable.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from eventlog.tokens import (
     TokenStoreUnavailable,
     token_from_dict,
 )
-from search.opensearch.system import SystemIndex
+from search.opensearch.system import STATE_TIMEOUT_SECONDS, SystemIndex
 
 TOKENS = SystemIndex(
     "tokens",
@@ -147,7 +149,17 @@ class OpenSearchTokenStore(TokenStore):
             self._reads.pop(token_id, None)
 
     def lookup(self, token_id: str) -> tuple[Token | None, bytes | None]:
-        read = self._cached(token_id) or self._fetch(token_id)
+        read = self._cached(token_id)
+        if read is None:
+            try:
+                read = self._fetch(token_id)
+            except TokenStoreUnavailable:
+                # While the cluster does not answer, no token can be revoked either: the last read stands
+                # (expiry is still checked against it), so ingest goes on through an OpenSearch outage.
+                with self._lock:
+                    read = self._reads.get(token_id)
+                if read is None:
+                    raise
         return read.token, read.stored
 
     def live_digests(self) -> dict[str, bytes] | None:
@@ -181,7 +193,9 @@ class OpenSearchTokenStore(TokenStore):
     def _fetch(self, token_id: str) -> _Read:
         """The token's document now (realtime GET), remembered for `cache_seconds`."""
         with self._reaching():
-            found = self._client.get(index=self._index, id=token_id, ignore=[404])
+            found = self._client.get(
+                index=self._index, id=token_id, ignore=[404], request_timeout=STATE_TIMEOUT_SECONDS
+            )
         source = found.get("_source") if found.get("found") else None
         read = _Read(None, None, self._clock())
         if source is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,7 @@ def test_a_lapsed_claim_can_be_taken_by_the_same_key(opensearch_url: str, index_
     registry = StreamRegistry(_client(opensearch_url), index_prefix)
     first = Claimant(stream="s", public_key="K", data_dir="/d", host="h1")
     registry.claim(first, lease_seconds=0.01)
+    time.sleep(0.05)
     second = Claimant(stream="s", public_key="K", data_dir="/d", host="h2")
     registry.claim(second)  # the first lapsed without a release (a crash on another machine)
     with pytest.raises(StreamTaken):
