@@ -23,8 +23,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
-from tests.haproxy import HAProxy, HAProxyUnavailable, start_haproxy
+from tests.haproxy import CONFIG, HAProxy, HAProxyUnavailable, haproxy_binary, start_haproxy
 from tests.integration.server import free_port
 from tests.processes import reap, terminate
 
@@ -106,6 +107,19 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             lb.stop()
         for backend in backends:
             terminate(backend.process, 5.0)
+
+
+def test_haproxy_accepts_the_config_with_the_compose_environment() -> None:
+    """haproxy -c: what docker-compose.yml's `lb` runs (its node names do not resolve here: those servers wait)."""
+    try:
+        binary = haproxy_binary()
+    except HAProxyUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    env = {"PATH": "/usr/bin:/bin", **{k: str(v) for k, v in compose["services"]["lb"]["environment"].items()}}
+    check = subprocess.run([binary, "-c", "-f", str(CONFIG)], capture_output=True, text=True, env=env, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "Configuration file is valid" in check.stdout + check.stderr
 
 
 def _served_by(client: httpx.Client, method: str = "GET", path: str = "/api") -> tuple[int, str | None]:
