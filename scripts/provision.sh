@@ -16,10 +16,11 @@ for tool in unzip curl java mvn runuser; do
         *) need_apt+=("$tool") ;;
     esac
 done
-# The syslog receivers of the `syslog` tests: rsyslog with its TLS driver (GnuTLS); and the headless
-# Chromium of the `browser` tests (Playwright drives /usr/bin/chromium: `playwright install` cannot download here).
+# The syslog receivers of the `syslog` tests: rsyslog with its TLS driver (GnuTLS); the headless
+# Chromium of the `browser` tests (Playwright drives /usr/bin/chromium: `playwright install` cannot download here);
+# and HAProxy, the load balancer in front of several eventlog nodes (tests/haproxy.py runs /usr/sbin/haproxy).
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in rsyslog rsyslog-gnutls chromium; do
+for pkg in rsyslog rsyslog-gnutls chromium haproxy; do
     installed "$pkg" || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
@@ -65,7 +66,7 @@ if ! command -v syslog-ng >/dev/null 2>&1 && [[ ! -x /usr/sbin/syslog-ng ]]; the
         exit 1
     fi
 fi
-echo "provision: rsyslog and syslog-ng ok"
+echo "provision: rsyslog, syslog-ng and haproxy ok"
 
 python=".venv/bin/python"
 "$python" - <<'PY'

@@ -21,10 +21,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["start_opensearch"]
+__all__ = ["INSTALL_HINT", "LOG_ARCHIVE", "SCRIPT", "log_tail", "run_script", "start_opensearch"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "opensearch.sh"
@@ -93,14 +93,16 @@ def _start_container() -> tuple[str, Callable[[], None]] | None:
     return f"http://{host}:{port}", stop
 
 
-def _tail(text: str, lines: int = 60) -> str:
+def log_tail(text: str, lines: int = 60) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def run_script(command: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    """`scripts/opensearch.sh <command>` with `env`, its output captured."""
+def run_script(
+    command: str, env: dict[str, str], timeout: float, args: Sequence[str] = ()
+) -> subprocess.CompletedProcess[str]:
+    """`scripts/opensearch.sh <command> <args...>` with `env`, its output captured."""
     return subprocess.run(
-        [shutil.which("bash") or "/bin/bash", str(SCRIPT), command],
+        [shutil.which("bash") or "/bin/bash", str(SCRIPT), command, *args],
         env=env,
         capture_output=True,
         text=True,
@@ -151,7 +153,7 @@ def _start_with_script() -> tuple[str, Callable[[], None]]:
     if result.returncode != 0 or not lines or not lines[-1].startswith(prefix):
         raise RuntimeError(
             f"{SCRIPT} start failed (exit {result.returncode}); logs are in "
-            f"{run_dir / 'logs'}.\n{_tail(result.stderr)}\n{INSTALL_HINT}"
+            f"{run_dir / 'logs'}.\n{log_tail(result.stderr)}\n{INSTALL_HINT}"
         )
     url = lines[-1][len(prefix) :]
     stop_env = env
@@ -165,7 +167,7 @@ def _start_with_script() -> tuple[str, Callable[[], None]]:
         outcome = run_script("stop", stop_env, SCRIPT_STOP_TIMEOUT_S)
         if outcome.returncode != 0:
             raise RuntimeError(
-                f"{SCRIPT} stop failed (exit {outcome.returncode}); run dir {run_dir} kept.\n{_tail(outcome.stderr)}"
+                f"{SCRIPT} stop failed (exit {outcome.returncode}); run dir {run_dir} kept.\n{log_tail(outcome.stderr)}"
             )
         # Keep the node's log for a failure's post-mortem; the data can go.
         shutil.copytree(run_dir / "logs", LOG_ARCHIVE, dirs_exist_ok=True)

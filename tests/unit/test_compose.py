@@ -3,8 +3,10 @@
 No Docker engine runs on the project's machines, so the stack is never started here. These
 tests hold the files to the code instead: the compose file parses and wires every service
 with health checks and ordered start-up, every host path it mounts exists, every EVENTLOG_*
-variable it sets is a valid setting, the rsyslog configuration it mounts is the one the
-`syslog` tests run, and the Dockerfile copies what `pip install .` needs. (It was
+variable it sets is a valid setting, the two eventlog nodes differ only in their stream and
+volume, the two OpenSearch nodes form one cluster, HAProxy reads the deploy/haproxy.cfg the
+HAProxy tests run, the rsyslog configuration it mounts is the one the `syslog` tests run, and
+the Dockerfile copies what `pip install .` needs. (It was
 validated once with Docker Compose v2.40 `config`; Debian's docker-compose 1.29 predates the
 Compose Specification and cannot read it.)
 """
@@ -12,6 +14,7 @@ Compose Specification and cannot read it.)
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import json
 import os
 import re
@@ -27,6 +30,8 @@ import yaml
 
 from eventlog.app.cli import build_parser
 from eventlog.settings import Settings
+from tests.haproxy import CONFIG as HAPROXY_CONFIG
+from tests.haproxy import SERVERS as HAPROXY_SERVERS
 from tests.opensearch_node import DEFAULT_VERSION
 from tests.syslog_receivers import (
     MAX_MESSAGE_BYTES,
@@ -39,7 +44,9 @@ from tests.syslog_receivers import (
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
-LONG_RUNNING = {"opensearch", "opensearch-dashboards", "rsyslog", "s3", "eventlog"}
+EVENTLOG_NODES = ("eventlog-a", "eventlog-b")
+OPENSEARCH_NODES = ("opensearch", "opensearch-2")
+LONG_RUNNING = {*OPENSEARCH_NODES, "opensearch-dashboards", "rsyslog", "s3", *EVENTLOG_NODES, "lb"}
 ONE_SHOT = {"s3-init", "dashboards-import"}
 SHARED_IN_CONTAINER = "/etc/rsyslog.d/eventlog.conf"
 
@@ -112,9 +119,12 @@ def test_start_up_waits_for_health_and_completion() -> None:
         return str(services[name]["depends_on"][target]["condition"])
 
     assert condition("opensearch-dashboards", "opensearch") == "service_healthy"
-    assert condition("eventlog", "opensearch") == "service_healthy"
-    assert condition("eventlog", "rsyslog") == "service_healthy"
-    assert condition("eventlog", "s3-init") == "service_completed_successfully"
+    for node in EVENTLOG_NODES:
+        for opensearch in OPENSEARCH_NODES:
+            assert condition(node, opensearch) == "service_healthy"
+        assert condition(node, "rsyslog") == "service_healthy"
+        assert condition(node, "s3-init") == "service_completed_successfully"
+        assert condition("lb", node) == "service_healthy"
     assert condition("s3-init", "s3") == "service_healthy"
     assert condition("dashboards-import", "opensearch-dashboards") == "service_healthy"
 
@@ -142,7 +152,7 @@ def test_eventlog_variables_are_valid_settings(monkeypatch: pytest.MonkeyPatch) 
     for variable in list(os.environ):
         if variable.startswith("EVENTLOG_"):
             monkeypatch.delenv(variable)
-    for variable, value in _environment("eventlog").items():
+    for variable, value in _environment("eventlog-a").items():
         monkeypatch.setenv(variable, value)
     settings = Settings()  # validates every value as the container will
 
@@ -155,6 +165,9 @@ def test_eventlog_variables_are_valid_settings(monkeypatch: pytest.MonkeyPatch) 
     assert host_port(settings.cloudtrail_endpoint_url) == ("s3", 5000)
     assert host_port(settings.archive_endpoint_url) == ("s3", 5000)
     assert settings.stream, "a fixed stream name, so a recreated container goes on with its chain"
+    assert settings.opensearch.replicas >= 1, "a copy of each shard on the second OpenSearch node"
+    lb_address = _services()["lb"]["networks"]["default"]["ipv4_address"]
+    assert settings.trusted_proxies == [lb_address], "the nodes believe HAProxy's X-Forwarded-For, and only its"
     buckets_made = " ".join(str(part) for part in _services()["s3-init"]["command"])
     for bucket in (settings.cloudtrail_bucket, settings.archive_bucket):
         assert bucket
@@ -165,7 +178,8 @@ def test_syslog_url_reaches_an_input_of_the_mounted_rsyslog_config() -> None:
     config = (REPO / "deploy" / "rsyslog" / "rsyslog.conf").read_text()
     ports = set(re.findall(r'input\(type="im(?:tcp|udp)" port="(\d+)"', config))
     assert ports == {"514"}
-    assert _environment("eventlog")["EVENTLOG_SYSLOG_URL"] == "syslog+tcp://rsyslog:514"
+    for node in EVENTLOG_NODES:
+        assert _environment(node)["EVENTLOG_SYSLOG_URL"] == "syslog+tcp://rsyslog:514"
 
 
 def test_rsyslog_mounts_the_receiving_config_the_syslog_tests_run() -> None:
@@ -212,7 +226,7 @@ def test_dashboards_import_runs_the_cli_against_the_dashboards_service() -> None
     assert args.wait_seconds > 0
     # The objects must point at the alias the service writes to.
     prefix = "EVENTLOG_OPENSEARCH_INDEX_PREFIX"
-    assert _environment("dashboards-import").get(prefix) == _environment("eventlog").get(prefix)
+    assert _environment("dashboards-import").get(prefix) == _environment("eventlog-a").get(prefix)
 
 
 def test_images_are_pinned_to_the_tested_opensearch_line() -> None:
@@ -257,6 +271,61 @@ def test_dockerfile_copies_what_pip_install_needs() -> None:
     assert last("FROM") == "python:3.12-slim"
     assert last("USER") not in ("root", "0")
     assert last("EXPOSE") == "8080"
-    assert "127.0.0.1:8080:8080" in _services()["eventlog"]["ports"]
+    assert "127.0.0.1:8080:8080" in _services()["lb"]["ports"]
     assert "/healthz" in last("HEALTHCHECK")
     assert json.loads(last("CMD"))[:4] == ["eventlog", "serve", "--host", "0.0.0.0"]  # exec form
+
+
+def test_eventlog_nodes_differ_only_in_stream_and_volume() -> None:
+    a, b = (_environment(node) for node in EVENTLOG_NODES)
+    assert a["EVENTLOG_STREAM"] != b["EVENTLOG_STREAM"], "each node's journal is its own hash-chain stream"
+    assert {k: v for k, v in a.items() if k != "EVENTLOG_STREAM"} == {
+        k: v for k, v in b.items() if k != "EVENTLOG_STREAM"
+    }
+    assert a["EVENTLOG_OPENSEARCH_URL"] == "http://opensearch:9200"
+    volumes = [dict(_mounts(node)) for node in EVENTLOG_NODES]
+    sources = [source for mounts in volumes for source, target in mounts.items() if target == a["EVENTLOG_DATA_DIR"]]
+    assert len(set(sources)) == 2, f"each node its own data volume, not {sources}"
+    services = _services()
+    for key in ("build", "image", "healthcheck", "depends_on", "restart"):
+        assert services["eventlog-a"][key] == services["eventlog-b"][key], key
+    for node in EVENTLOG_NODES:
+        assert "ports" not in services[node], f"{node} is reached through lb only"
+
+
+def test_opensearch_nodes_form_one_cluster() -> None:
+    envs = [_environment(node) for node in OPENSEARCH_NODES]
+    names = [env["node.name"] for env in envs]
+    assert len(set(names)) == 2
+    for env in envs:
+        assert "discovery.type" not in env, "single-node discovery would make two clusters"
+        assert env["cluster.name"] == envs[0]["cluster.name"]
+        assert env["discovery.seed_hosts"].split(",") == list(OPENSEARCH_NODES)
+        assert env["cluster.initial_cluster_manager_nodes"].split(",") == names
+    services = _services()
+    assert services["opensearch"]["image"] == services["opensearch-2"]["image"]
+    data = [dict(_mounts(node)) for node in OPENSEARCH_NODES]
+    sources = {source for mounts in data for source, target in mounts.items() if target == "/usr/share/opensearch/data"}
+    assert len(sources) == 2, "each node its own data volume"
+
+
+def test_lb_runs_the_haproxy_config_the_tests_run() -> None:
+    lb = _services()["lb"]
+    mounts = dict(_mounts("lb"))
+    assert mounts["./deploy/haproxy.cfg"] == "/usr/local/etc/haproxy/haproxy.cfg"  # the image's default path
+    assert (REPO / "deploy/haproxy.cfg").resolve() == HAPROXY_CONFIG
+    env = _environment("lb")
+    config = "\n".join(line for line in HAPROXY_CONFIG.read_text().splitlines() if not line.lstrip().startswith("#"))
+    read = set(re.findall(r'"\$\{(\w+)\}"', config))
+    assert read == set(env), f"deploy/haproxy.cfg reads {sorted(read)}; lb sets {sorted(env)}"
+    # One server line per eventlog node, in the order tests/haproxy.py fills them.
+    servers = re.findall(r'^\s*server (\w+) "\$\{(LB_NODE\d)\}"', config, flags=re.MULTILINE)
+    assert [name for name, _ in servers] == list(HAPROXY_SERVERS)
+    assert [env[variable] for _, variable in servers] == [f"{node}:8080" for node in EVENTLOG_NODES]
+    assert "http-check send meth GET uri /readyz" in config
+    assert env["LB_BIND"] == ":8080"
+    assert "127.0.0.1:8080:8080" in lb["ports"]
+    stats_port = env["LB_STATS_BIND"].rpartition(":")[2]
+    assert f"127.0.0.1:{stats_port}:{stats_port}" in lb["ports"]
+    subnet = _compose()["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(lb["networks"]["default"]["ipv4_address"]) in ipaddress.ip_network(subnet)
