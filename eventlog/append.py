@@ -7,6 +7,7 @@ commit with the same 503.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ import uuid_utils
 from prometheus_client import CollectorRegistry, Counter
 
 from eventlog.canonical import canonical_json
+from eventlog.claims import ClaimStore, ClaimsUnavailable, Held
 from eventlog.errors import ApiError
 from eventlog.journal import Appended, Journal, JournalClosed, Prepared
 from eventlog.model import EventIn, to_document
@@ -67,8 +69,73 @@ def prepare(event: EventIn, *, tenant: str, received_at: datetime, source: str |
     return Prepared(event_id, document, canonical_json(document), client_id=event.id is not None)
 
 
-async def append_or_503(journal: Journal, tenant: str, prepared: Sequence[Prepared]) -> list[Appended]:
-    """Append for an HTTP caller: a journal that cannot commit is a 503 with Retry-After, nothing stored."""
+async def append_or_503(
+    journal: Journal, tenant: str, prepared: Sequence[Prepared], claims: ClaimStore | None = None
+) -> list[Appended]:
+    """Append for an HTTP caller: a journal that cannot commit is a 503 with Retry-After, nothing stored.
+
+    With `claims` (a cluster), client ids are claimed first: an id another node committed is answered
+    with its receipt (`duplicate`), one it is still committing is a 409 `in_progress`, nothing stored.
+    """
+    ids = [p.id for p in prepared if p.client_id]
+    held: dict[str, Held] = {}
+    if claims is not None and ids:
+        try:
+            held = await asyncio.to_thread(claims.claim, tenant, ids, journal.stream)
+        except ClaimsUnavailable as exc:
+            # Durability before deduplication: the journal takes the events; the same id and time on two
+            # nodes still make one document in the search store.
+            log.warning("client ids not claimed in the cluster", extra={"error": str(exc), "events": len(ids)})
+        busy = sorted(i for i, h in held.items() if not h.committed)
+        if busy:
+            raise ApiError(
+                409,
+                "in_progress",
+                f"the event with id {busy[0]!r} is being committed by another node (stream {held[busy[0]].stream});"
+                " nothing was stored: retry after Retry-After seconds to get its receipt",
+                headers={"Retry-After": "1"},
+            )
+    fresh = [p for p in prepared if not (p.client_id and p.id in held)]
+    appended = iter(await _append(journal, tenant, fresh) if fresh else [])
+    answers: list[Appended] = []
+    for item in prepared:
+        known = held.get(item.id) if item.client_id else None
+        if known is not None and known.seq is not None and known.hash is not None:
+            answers.append(Appended(item.id, known.hash, known.seq, True))
+        else:
+            answers.append(next(appended))
+    if claims is not None and ids:
+        committed = [a for a, p in zip(answers, prepared, strict=True) if p.client_id and a.id not in held]
+        _settle_later(claims, tenant, committed, journal.stream)
+    return answers
+
+
+# Receipts being recorded after their 201 (kept so that the tasks are not collected while they run).
+_SETTLING: set[asyncio.Task[None]] = set()
+
+
+def _settle_later(claims: ClaimStore, tenant: str, committed: list[Appended], stream: str) -> None:
+    """Record the receipts off the request's path: until they are, a retry on another node waits (409),
+    and a claim never recorded is resolved from the stored events (see search/opensearch/claims.py)."""
+
+    async def settle() -> None:
+        try:
+            await asyncio.to_thread(claims.settle, tenant, committed, stream)
+        except ClaimsUnavailable as exc:
+            log.warning("receipts not recorded in the cluster", extra={"error": str(exc), "events": len(committed)})
+
+    task = asyncio.get_running_loop().create_task(settle())
+    _SETTLING.add(task)
+    task.add_done_callback(_SETTLING.discard)
+
+
+async def receipts_recorded() -> None:
+    """Wait for the receipts this event loop is still recording (a node's shutdown)."""
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(t for t in list(_SETTLING) if t.get_loop() is loop), return_exceptions=True)
+
+
+async def _append(journal: Journal, tenant: str, prepared: Sequence[Prepared]) -> list[Appended]:
     try:
         return await journal.append(tenant, prepared)
     except (JournalClosed, sqlite3.Error) as exc:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from eventlog.auth import Authenticator
+from eventlog.claims import ClaimStore
 from eventlog.fanout import FanOut
 from eventlog.journal import Journal
 from eventlog.metrics import Metrics
@@ -40,6 +41,8 @@ class Context:
     auth: Authenticator
     fanout: FanOut
     metrics: Metrics
+    # A cluster's client-id claims (None on one node: its journal is enough).
+    claims: ClaimStore | None = None
     # Extra parts of /readyz's body, by key (e.g. "cloudtrail").
     readiness: dict[str, ReadinessPart] = field(default_factory=dict)
     # Besides a journal that cannot commit, what takes the node out of a balancer: each answers why, or None.

@@ -182,12 +182,15 @@ def _body_schema() -> dict[str, Any]:
         **error_responses(
             400,
             413,
+            409,
             422,
             503,
             notes={
                 400: "The body is not JSON.",
                 413: "The body, the batch (EVENTLOG_MAX_REQUEST_EVENTS) or one event is too large.",
                 422: "An event is invalid (`index` and `pointer` name each field); nothing was stored.",
+                409: "In a cluster: an event with this client id is being committed by another node; retry after"
+                " `Retry-After` seconds for its receipt. Nothing was stored.",
             },
         ),
     },
@@ -221,7 +224,7 @@ async def post_events(
         raise
 
     prepared = [prepare(event, tenant=caller.tenant, received_at=now) for event in events]
-    appended = await append_or_503(ctx.journal, caller.tenant, prepared)
+    appended = await append_or_503(ctx.journal, caller.tenant, prepared, ctx.claims)
 
     created = sum(1 for a in appended if not a.duplicate)
     if created:

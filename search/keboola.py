@@ -494,6 +494,7 @@ def _body_schema(*, form: bool) -> dict[str, Any]:
             400,
             413,
             415,
+            409,
             422,
             503,
             keboola=True,
@@ -502,6 +503,8 @@ def _body_schema(*, form: bool) -> dict[str, Any]:
                 413: "The body or the event is too large.",
                 415: "multipart/form-data; send JSON or a urlencoded form.",
                 422: "An invalid field, named by a JSON pointer; nothing was stored.",
+                409: "In a cluster: an event with this client id is being committed by another node; retry after"
+                " `Retry-After` seconds for its receipt. Nothing was stored.",
             },
         ),
     },
@@ -526,7 +529,7 @@ async def create_event(
         ctx.metrics.ingest.rejected.labels(exc.code).inc()
         raise
     prepared = prepare(event, tenant=caller.tenant, received_at=now)
-    appended = await append_or_503(ctx.journal, caller.tenant, [prepared])
+    appended = await append_or_503(ctx.journal, caller.tenant, [prepared], ctx.claims)
     ctx.metrics.ingest.accepted.labels("api").inc()
     stored = {
         **prepared.body,

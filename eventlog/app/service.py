@@ -18,8 +18,10 @@ from opensearchpy import OpenSearch
 
 from eventlog import errors, openapi
 from eventlog.access_log import AccessLog
+from eventlog.append import receipts_recorded
 from eventlog.auth import Authenticator, FailureCounter, FailureLimiter
 from eventlog.checkpoints import Checkpointer, load_or_create_key, public_pem
+from eventlog.claims import ClaimsUnavailable
 from eventlog.context import Context
 from eventlog.deadletter_api import router as deadletter_router
 from eventlog.fanout import FanOut
@@ -52,6 +54,7 @@ from search.backend import SearchBackend
 from search.cursor import CursorKey, Cursors, FileCursorKey
 from search.keboola import router as keboola_router
 from search.opensearch.backend import OpenSearchBackend
+from search.opensearch.claims import OpenSearchClaims
 from search.opensearch.client import build_client
 from search.opensearch.expiry import OpenSearchExpiry
 from search.opensearch.failures import OpenSearchFailureCounter
@@ -303,6 +306,7 @@ class Node:
             auth=Authenticator(tokens, limiter),
             fanout=fanout,
             metrics=metrics,
+            claims=OpenSearchClaims(client, settings.opensearch_index_prefix) if client is not None else None,
         )
         # A queue without a bucket is refused by the poller (its error names the setting), not silently unused.
         wanted = settings.cloudtrail_bucket is not None or settings.cloudtrail_sqs_queue_url is not None
@@ -376,6 +380,12 @@ class Node:
                 log.critical("eventlog not started: its stream is taken", extra={"error": str(exc)})
                 journal.close()
                 raise
+        claims = self.ctx.claims
+        if claims is not None:
+            try:
+                await asyncio.to_thread(claims.prepare)
+            except ClaimsUnavailable as exc:  # the first claim tries again
+                log.error("client-id claims not ready: OpenSearch does not answer", extra={"error": str(exc)})
         await self.self_audit.start()
         self.fanout.start()
         background = self._background()
@@ -389,6 +399,7 @@ class Node:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await self.self_audit.close()
+            await receipts_recorded()
             await self.fanout.drain(timeout_seconds=5.0)
             await self.fanout.stop()
             await self.checkpointer.checkpoint()

@@ -22,7 +22,9 @@ import orjson
 from opensearchpy import NotFoundError, OpenSearch
 
 from eventlog.model import format_time
+from search.opensearch.claims import CLAIMS
 from search.opensearch.sink import document_id
+from search.opensearch.system import delete_matching
 from search.opensearch.template import MAPPINGS, alias
 from search.retention import TenantDay, day_start
 from search.text import searchable_text
@@ -70,6 +72,21 @@ def install_ism_policy(client: OpenSearch, prefix: str) -> bool:
 
 class RetentionError(RuntimeError):
     """A store refused a retention step; nothing of that step was deleted."""
+
+
+def forget_claims(client: OpenSearch, prefix: str, removed: Sequence[TenantDay]) -> None:
+    """The client-id claims of removed days go with them (search/opensearch/claims.py).
+
+    An event is claimed when it arrives, at most a few minutes before its own time and never earlier:
+    the claims of a tenant made before the end of its newest removed day are of removed events.
+    """
+    newest: dict[str, date] = {}
+    for item in removed:
+        newest[item.tenant] = max(item.day, newest.get(item.tenant, item.day))
+    for tenant, day in sorted(newest.items()):
+        end = (day_start(day) + timedelta(days=1)).timestamp()
+        query = {"bool": {"filter": [{"term": {"tenant": tenant}}, {"range": {"claimed_at": {"lt": end}}}]}}
+        delete_matching(client, CLAIMS.name(prefix), query)
 
 
 class OpenSearchExpiry:
@@ -165,6 +182,7 @@ class OpenSearchExpiry:
             else:
                 self._client.indices.delete(index=index)
             removed.extend(TenantDay(t, items[0].day, present.get(t, 0), index) for t in sorted(going))
+        forget_claims(self._client, self._prefix, removed)
         return removed
 
     def _copy_out(self, index: str, day: date, keepers: dict[str, int]) -> None:

@@ -18,7 +18,7 @@ from opensearchpy import ConflictError, OpenSearch, OpenSearchException
 
 from eventlog.auth import FailureLimiter, client_network, retry_after_seconds
 from eventlog.tokens import TokenStoreUnavailable
-from search.opensearch.system import STATE_TIMEOUT_SECONDS, SystemIndex
+from search.opensearch.system import STATE_TIMEOUT_SECONDS, SystemIndex, delete_matching
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +137,7 @@ class OpenSearchFailureCounter:
             return
         self._purged_at = now
         try:
-            self._client.delete_by_query(
-                index=self._index,
-                body={"query": {"range": {"last": {"lte": now - self._window}}}},
-                params={"conflicts": "proceed", "wait_for_completion": "false"},
-            )
+            delete_matching(self._client, self._index, {"range": {"last": {"lte": now - self._window}}})
         except OpenSearchException as exc:  # the next purge takes them
             log.warning("old failed-authentication records not purged", extra={"error": repr(exc)})
         with self._lock:

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from opensearchpy import OpenSearch
 
 log = logging.getLogger(__name__)
@@ -57,3 +58,25 @@ class SystemIndex:
         if not client.indices.exists(index=name):
             client.indices.create(index=name, ignore=[400])  # 400: another node created it first
         return name
+
+
+def delete_matching(client: OpenSearch, index: str, query: dict[str, Any], page: int = 1000) -> int:
+    """Delete every document of `index` that `query` matches; how many went.
+
+    Search and bulk deletes, page by page, rather than `_delete_by_query`: a cluster without the
+    reindex module (the minimal distribution) has no such endpoint.
+    """
+    deleted = 0
+    while True:
+        hits = client.search(
+            index=index,
+            body={"size": page, "query": query, "_source": False},
+            params={"ignore_unavailable": "true", "allow_no_indices": "true"},
+        )["hits"]["hits"]
+        if not hits:
+            return deleted
+        lines = "".join(
+            orjson.dumps({"delete": {"_index": hit["_index"], "_id": hit["_id"]}}).decode() + "\n" for hit in hits
+        )
+        client.bulk(body=lines, params={"refresh": "true"})
+        deleted += len(hits)
