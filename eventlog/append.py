@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -127,6 +127,22 @@ def _settle_later(claims: ClaimStore, tenant: str, committed: list[Appended], st
     task = asyncio.get_running_loop().create_task(settle())
     _SETTLING.add(task)
     task.add_done_callback(_SETTLING.discard)
+
+
+async def acknowledged(
+    replicated: Callable[[int], Awaitable[bool]] | None, answers: Sequence[Appended]
+) -> list[Appended]:
+    """`answers` once they may be acknowledged: at once, or (replicated) when the store holds every copy."""
+    last = max((a.seq for a in answers if not a.duplicate), default=0)
+    if replicated is not None and last and not await replicated(last):
+        raise ApiError(
+            503,
+            "not_replicated",
+            "the events are committed on this node, but OpenSearch did not confirm every copy in time"
+            " (EVENTLOG_ACK=replicated); they reach it later. Retry with the same client ids: nothing is stored twice",
+            headers={"Retry-After": "1"},
+        )
+    return list(answers)
 
 
 async def receipts_recorded() -> None:

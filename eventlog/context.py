@@ -8,14 +8,15 @@ typed, with `part`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from eventlog.append import acknowledged, append_or_503
 from eventlog.auth import Authenticator
 from eventlog.claims import ClaimStore
 from eventlog.fanout import FanOut
-from eventlog.journal import Journal
+from eventlog.journal import Appended, Journal, Prepared
 from eventlog.metrics import Metrics
 from eventlog.settings import Settings
 from eventlog.tokens import TokenStore
@@ -43,11 +44,18 @@ class Context:
     metrics: Metrics
     # A cluster's client-id claims (None on one node: its journal is enough).
     claims: ClaimStore | None = None
+    # EVENTLOG_ACK=replicated: waits until the search store holds every copy through a seq.
+    replicated: Callable[[int], Awaitable[bool]] | None = None
     # Extra parts of /readyz's body, by key (e.g. "cloudtrail").
     readiness: dict[str, ReadinessPart] = field(default_factory=dict)
     # Besides a journal that cannot commit, what takes the node out of a balancer: each answers why, or None.
     blockers: dict[str, Callable[[], str | None]] = field(default_factory=dict)
     parts: dict[type, object] = field(default_factory=dict)
+
+    async def append(self, tenant: str, prepared: Sequence[Prepared]) -> list[Appended]:
+        """Append as an HTTP producer does: claimed across the cluster, committed, and acknowledged
+        as EVENTLOG_ACK says; the errors are the API's (409, 503)."""
+        return await acknowledged(self.replicated, await append_or_503(self.journal, tenant, prepared, self.claims))
 
     def add(self, part: object) -> None:
         self.parts[type(part)] = part

@@ -74,6 +74,8 @@ class FanOut:
         self._wakeups: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.states: dict[str, SinkState] = {}
+        # Set each time a sink's cursor moves, for callers waiting on a delivery (`delivered`).
+        self._advanced: dict[str, asyncio.Event] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def notify(self, _seq: int) -> None:
@@ -84,6 +86,22 @@ class FanOut:
     def _wake_all(self) -> None:
         for wakeup in self._wakeups.values():
             wakeup.set()
+
+    async def delivered(self, name: str, seq: int, timeout_seconds: float) -> bool:
+        """Wait until sink `name` has taken every event through `seq`; False when it has not in time."""
+        deadline = time.monotonic() + timeout_seconds
+        state = self.states[name]
+        while state.cursor < seq:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            advanced = self._advanced.setdefault(name, asyncio.Event())
+            advanced.clear()
+            if state.cursor >= seq:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(advanced.wait(), left)
+        return True
 
     @property
     def sink_names(self) -> list[str]:
@@ -189,6 +207,9 @@ class FanOut:
             state.last_error = None
             await self._advance(sink.name, entries, rejected)
             state.cursor = entries[-1].seq
+            advanced = self._advanced.get(sink.name)
+            if advanced is not None:
+                advanced.set()
             self._metrics.delivered.labels(sink.name).inc(len(entries) - len(rejected))
 
     async def _advance(self, name: str, entries: Sequence[Entry], rejected: Sequence[Rejection]) -> None:

@@ -170,6 +170,16 @@ class Settings(BaseSettings):
         max_length=64,
         description="Name of this node's hash-chain stream; empty means the host name.",
     )
+    ack: Literal["local", "replicated"] = Field(
+        "local",
+        description="When an event is acknowledged (201): `local` once this node's journal committed it (fsync); `replicated` only once OpenSearch holds it too, with every configured copy of its shard active (needs EVENTLOG_OPENSEARCH_URL), so that losing this node's disk loses no acknowledged event.",
+    )
+    ack_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="With EVENTLOG_ACK=replicated: how long a request waits for OpenSearch's copies before it answers 503 (the events stay committed on the node and reach OpenSearch later; retry with the same client ids).",
+    )
     retention_days: int = Field(
         14,
         ge=1,
@@ -399,6 +409,15 @@ class Settings(BaseSettings):
         False,
         description="CloudTrail digest validation: import a log file only once a valid digest file lists it and its hash matches; otherwise a log file no digest lists yet is imported and counted as unvalidated.",
     )
+
+    @model_validator(mode="after")
+    def _replicated_needs_opensearch(self) -> Settings:
+        if self.ack == "replicated" and self.opensearch_url is None:
+            raise ValueError(
+                "EVENTLOG_ACK=replicated waits for OpenSearch's copies: set EVENTLOG_OPENSEARCH_URL, or use"
+                " EVENTLOG_ACK=local"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tenant_share_fits(self) -> Settings:

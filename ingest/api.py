@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
-from eventlog.append import append_or_503, prepare, validation_context
+from eventlog.append import prepare, validation_context
 from eventlog.auth import Principal
 from eventlog.context import Context
 from eventlog.dependencies import context, principal
@@ -224,7 +224,7 @@ async def post_events(
         raise
 
     prepared = [prepare(event, tenant=caller.tenant, received_at=now) for event in events]
-    appended = await append_or_503(ctx.journal, caller.tenant, prepared, ctx.claims)
+    appended = await ctx.append(caller.tenant, prepared)
 
     created = sum(1 for a in appended if not a.duplicate)
     if created:

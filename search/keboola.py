@@ -29,7 +29,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, ValidationError
 from starlette.responses import Response
 
-from eventlog.append import append_or_503, prepare, validation_context
+from eventlog.append import prepare, validation_context
 from eventlog.auth import AuthError, Principal
 from eventlog.canonical import MAX_SAFE_INT
 from eventlog.context import Context
@@ -529,7 +529,7 @@ async def create_event(
         ctx.metrics.ingest.rejected.labels(exc.code).inc()
         raise
     prepared = prepare(event, tenant=caller.tenant, received_at=now)
-    appended = await append_or_503(ctx.journal, caller.tenant, [prepared], ctx.claims)
+    appended = await ctx.append(caller.tenant, [prepared])
     ctx.metrics.ingest.accepted.labels("api").inc()
     stored = {
         **prepared.body,

@@ -118,6 +118,7 @@ def search_store(
         max_bytes=opensearch.bulk_max_bytes,
         shards=opensearch.shards,
         replicas=opensearch.replicas,
+        every_copy=settings.ack == "replicated",
     )
     return OpenSearchBackend(client, opensearch.index_prefix, reads), sink
 
@@ -308,6 +309,9 @@ class Node:
             metrics=metrics,
             claims=OpenSearchClaims(client, settings.opensearch_index_prefix) if client is not None else None,
         )
+        if settings.ack == "replicated":
+            timeout = settings.ack_timeout_seconds
+            ctx.replicated = lambda seq: fanout.delivered(sink.name, seq, timeout)
         # A queue without a bucket is refused by the poller (its error names the setting), not silently unused.
         wanted = settings.cloudtrail_bucket is not None or settings.cloudtrail_sqs_queue_url is not None
         poller = (

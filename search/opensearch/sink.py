@@ -89,12 +89,26 @@ def rejections(entries: Sequence[Entry], answer: dict[str, Any]) -> list[Rejecti
 class OpenSearchSink:
     name = "opensearch"
 
-    def __init__(self, client: OpenSearch, prefix: str, *, max_bytes: int, shards: int = 1, replicas: int = 0) -> None:
+    def __init__(
+        self,
+        client: OpenSearch,
+        prefix: str,
+        *,
+        max_bytes: int,
+        shards: int = 1,
+        replicas: int = 0,
+        every_copy: bool = False,
+    ) -> None:
+        """`every_copy`: a bulk succeeds only with every configured copy of its shards active
+        (`wait_for_active_shards=all`), for the replicated acknowledgement."""
         self._client = client
         self._prefix = prefix
         self._max_bytes = max_bytes
         self._shards = shards
         self._replicas = replicas
+        self._params = {"filter_path": "errors,items.*.status,items.*.error"}
+        if every_copy:
+            self._params["wait_for_active_shards"] = "all"
         self._template_checked_at: float | None = None
 
     async def deliver(self, entries: Sequence[Entry]) -> Sequence[Rejection]:
@@ -117,7 +131,7 @@ class OpenSearchSink:
             self._template_checked_at = now
         rejected: list[Rejection] = []
         for batch, body in chunks(entries, self._prefix, self._max_bytes):
-            answer = self._client.bulk(body=body, params={"filter_path": "errors,items.*.status,items.*.error"})
+            answer = self._client.bulk(body=body, params=self._params)
             rejected.extend(rejections(batch, answer))
         return rejected
 

@@ -10,6 +10,7 @@ got a 201 (the failover gap) is printed.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from search.opensearch.claims import STALE_SECONDS
 from tests.haproxy import start_haproxy
 from tests.integration.server import ServerProcess
 
@@ -28,7 +30,9 @@ BATCH = 20
 BEFORE_KILL_S = 2.0
 AFTER_KILL_S = 3.0
 RETRY_FOR_S = 60.0
-FAILOVER_BOUND_S = 3.0  # the benchmark's target is 2 s; the suite runs on a busy machine
+# A batch the dead node had claimed but not committed waits STALE_SECONDS (409) before another node takes it;
+# if every client waits so at once, no 201 comes for that long. Plus the balancer's detection, plus slack.
+FAILOVER_BOUND_S = STALE_SECONDS + 2.0
 
 
 @dataclass
@@ -99,15 +103,20 @@ def _settled(node: ServerProcess, timeout_s: float = 60.0) -> None:
     raise AssertionError(f"{node.data_dir}: the fan-out did not catch up within {timeout_s} s: {sinks}")
 
 
+@pytest.mark.parametrize("ack", ["local", "replicated"])
 async def test_a_node_killed_under_load_loses_nothing_acknowledged(
-    tmp_path: Path, opensearch_url: str, index_prefix: str
+    tmp_path: Path, opensearch_url: str, index_prefix: str, ack: str
 ) -> None:
+    """local: A restarts on its data dir and delivers its backlog. replicated: A's disk is lost after the
+    kill, and still no acknowledged event is missing from the store."""
+
     def env(stream: str) -> dict[str, str]:
         return {
             "EVENTLOG_OPENSEARCH_URL": opensearch_url,
             "EVENTLOG_OPENSEARCH_INDEX_PREFIX": index_prefix,
             "EVENTLOG_STREAM": stream,
             "EVENTLOG_TRUSTED_PROXIES": '["127.0.0.1"]',
+            "EVENTLOG_ACK": ack,
         }
 
     with (
@@ -127,8 +136,11 @@ async def test_a_node_killed_under_load_loses_nothing_acknowledged(
             await asyncio.gather(*clients)
         finally:
             balancer.stop()
-        a.start()  # the same data dir: it resumes its stream and delivers its backlog
-        _settled(a)
+        if ack == "local":
+            a.start()  # the same data dir: it resumes its stream and delivers its backlog
+            _settled(a)
+        else:
+            shutil.rmtree(a.data_dir)  # the disk is gone: what A acknowledged must be in OpenSearch already
         _settled(b)
 
         acked = sorted(load.acked)
@@ -148,6 +160,6 @@ async def test_a_node_killed_under_load_loses_nothing_acknowledged(
         assert not missing, f"{len(missing)} acknowledged events are not searchable, e.g. {missing[:5]}"
         assert not doubled, f"{len(doubled)} events are stored more than once, e.g. {list(doubled.items())[:5]}"
         assert max(gaps) <= FAILOVER_BOUND_S, f"no 201 for {max(gaps):.2f} s"
-        for node in (a, b):
+        for node in (a, b) if ack == "local" else (b,):
             verified = node.verify()
             assert verified.returncode == 0, verified.stdout + verified.stderr
