@@ -19,23 +19,15 @@ from opensearchpy import ConflictError, OpenSearch, OpenSearchException
 from eventlog.claims import ClaimsUnavailable, Held
 from eventlog.journal import Appended
 from search.opensearch.sink import document_id
-from search.opensearch.system import STATE_TIMEOUT_SECONDS, SystemIndex
+from search.opensearch.system import STATE_TIMEOUT_SECONDS, StateIndex, SystemIndex
 from search.opensearch.template import alias
 
-CLAIMS = SystemIndex(
+CLAIMS = SystemIndex.of(
     "idempotency",
-    {
-        "dynamic": "strict",
-        "properties": {
-            "tenant": {"type": "keyword"},
-            "id": {"type": "keyword"},
-            "stream": {"type": "keyword"},
-            "seq": {"type": "long"},
-            "hash": {"type": "keyword", "index": False},
-            "claimed_at": {"type": "double"},
-            "committed_at": {"type": "double"},
-        },
-    },
+    keyword=("tenant", "id", "stream"),
+    stored=("hash",),
+    long=("seq",),
+    double=("claimed_at", "committed_at"),
 )
 
 # A claim without a receipt for this long belongs to a node that died (or could not record the receipt):
@@ -50,19 +42,19 @@ class OpenSearchClaims:
     def __init__(self, client: OpenSearch, prefix: str, clock: Callable[[], float] = time.time) -> None:
         self._client = client
         self._prefix = prefix
-        self._index = CLAIMS.name(prefix)
+        self._state = StateIndex(client, prefix, CLAIMS)
+        self._index = self._state.name
         self._clock = clock
-        self._ready = False
 
     def prepare(self) -> None:
         try:
-            self._prepare()
+            self._state.ready()
         except OpenSearchException as exc:
             raise ClaimsUnavailable(f"OpenSearch: {exc.__class__.__name__}") from exc
 
     def claim(self, tenant: str, ids: Sequence[str], stream: str) -> dict[str, Held]:
         try:
-            self._prepare()
+            self._state.ready()
             refused = self._create(tenant, ids, stream)
             return self._holders(tenant, refused, stream) if refused else {}
         except OpenSearchException as exc:
@@ -82,11 +74,6 @@ class OpenSearchClaims:
             self._client.bulk(body=b"\n".join(lines) + b"\n", request_timeout=STATE_TIMEOUT_SECONDS)
         except OpenSearchException as exc:
             raise ClaimsUnavailable(f"OpenSearch: {exc.__class__.__name__}") from exc
-
-    def _prepare(self) -> None:
-        if not self._ready:
-            CLAIMS.ensure(self._client, self._prefix)
-            self._ready = True
 
     def _create(self, tenant: str, ids: Sequence[str], stream: str) -> list[str]:
         """Create a claim per id; the ids that already had one."""

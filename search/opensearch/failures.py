@@ -18,17 +18,11 @@ from opensearchpy import ConflictError, OpenSearch, OpenSearchException
 
 from eventlog.auth import FailureLimiter, client_network, retry_after_seconds
 from eventlog.tokens import TokenStoreUnavailable
-from search.opensearch.system import STATE_TIMEOUT_SECONDS, SystemIndex, delete_matching
+from search.opensearch.system import STATE_TIMEOUT_SECONDS, StateIndex, SystemIndex, delete_matching
 
 log = logging.getLogger(__name__)
 
-FAILURES = SystemIndex(
-    "auth-failures",
-    {
-        "dynamic": "strict",
-        "properties": {"times": {"type": "double", "index": False}, "last": {"type": "double"}},
-    },
-)
+FAILURES = SystemIndex.of("auth-failures", double=("times", "last"))
 
 CACHE_SECONDS = 1.0
 
@@ -49,8 +43,8 @@ class OpenSearchFailureCounter:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
-        self._prefix = prefix
-        self._index = FAILURES.name(prefix)
+        self._state = StateIndex(client, prefix, FAILURES)
+        self._index = self._state.name
         self._limit = limit
         self._window = window_seconds
         self._cache_seconds = cache_seconds
@@ -58,7 +52,6 @@ class OpenSearchFailureCounter:
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[float, list[float]]] = {}  # network -> (read at, failure times)
         self._purged_at = clock()
-        self._ready = False
         self._alone = FailureLimiter(limit, window_seconds, clock)
 
     def retry_after(self, address: str) -> int | None:
@@ -73,7 +66,7 @@ class OpenSearchFailureCounter:
         now = self._clock()
         over_here = self._alone.fail(address)
         try:
-            self._prepare()
+            self._state.ready()
             times = self._add(network, now)
         except (OpenSearchException, TokenStoreUnavailable) as exc:
             log.warning("failed authentication counted on this node only", extra={"error": repr(exc)})
@@ -114,7 +107,7 @@ class OpenSearchFailureCounter:
         if seen is not None and time.monotonic() - seen[0] < self._cache_seconds:
             return seen[1]
         try:
-            self._prepare()
+            self._state.ready()
             found = self._client.get(index=self._index, id=network, ignore=[404], request_timeout=STATE_TIMEOUT_SECONDS)
             times = [float(t) for t in found.get("_source", {}).get("times", [])] if found.get("found") else []
         except OpenSearchException as exc:
@@ -125,11 +118,6 @@ class OpenSearchFailureCounter:
             else:
                 self._seen.pop(network, None)
         return times
-
-    def _prepare(self) -> None:
-        if not self._ready:
-            FAILURES.ensure(self._client, self._prefix)
-            self._ready = True
 
     def _purge(self, now: float) -> None:
         """Now and then, drop the documents of networks whose last failure left the window."""

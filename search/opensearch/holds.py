@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from opensearchpy import NotFoundError, OpenSearch
 
+from search.opensearch.system import StateIndex, SystemIndex
 from search.retention import Hold, HoldNotFound, hold_from_dict, new_hold, released_hold
 
-_HOLD_MAPPINGS: dict[str, Any] = {
-    "dynamic": "strict",
-    "properties": {
-        "id": {"type": "keyword"},
-        "tenant": {"type": "keyword"},
-        "since": {"type": "date"},
-        "until": {"type": "date"},
-        "reason": {"type": "keyword", "index": False},
-        "placed_at": {"type": "date"},
-        "placed_by": {"type": "keyword"},
-        "released_at": {"type": "date"},
-        "released_by": {"type": "keyword"},
-    },
-}
+HOLDS = SystemIndex.of(
+    "holds",
+    keyword=("id", "tenant", "placed_by", "released_by"),
+    stored=("reason",),
+    date=("since", "until", "placed_at", "released_at"),
+)
 
 
 class OpenSearchHoldStore:
@@ -30,22 +22,11 @@ class OpenSearchHoldStore:
 
     def __init__(self, client: OpenSearch, prefix: str) -> None:
         self._client = client
-        self._index = f"{prefix}-holds"
-        self._ready = False
-
-    def _ensure(self) -> None:
-        if self._ready:
-            return
-        if not self._client.indices.exists(index=self._index):
-            self._client.indices.create(
-                index=self._index,
-                body={"settings": {"number_of_shards": 1}, "mappings": _HOLD_MAPPINGS},
-                ignore=[400],  # another node created it first
-            )
-        self._ready = True
+        self._state = StateIndex(client, prefix, HOLDS)
+        self._index = self._state.name
 
     def list(self) -> list[Hold]:
-        self._ensure()
+        self._state.ready()
         try:
             answer = self._client.search(
                 index=self._index, body={"size": 10_000, "sort": [{"id": "asc"}], "query": {"match_all": {}}}
@@ -57,13 +38,13 @@ class OpenSearchHoldStore:
     def place(
         self, *, tenant: str, since: datetime | None, until: datetime | None, reason: str, placed_by: str
     ) -> Hold:
-        self._ensure()
+        self._state.ready()
         hold = new_hold(tenant, since, until, reason, placed_by)
         self._client.index(index=self._index, id=hold.id, body=hold.as_dict(), params={"refresh": "true"})
         return hold
 
     def release(self, hold_id: str, *, released_by: str) -> Hold:
-        self._ensure()
+        self._state.ready()
         try:
             found = hold_from_dict(self._client.get(index=self._index, id=hold_id)["_source"])
         except NotFoundError:

@@ -7,16 +7,22 @@ from typing import Any
 
 from opensearchpy import ConflictError, NotFoundError, OpenSearch
 
+from search.opensearch.system import StateIndex, SystemIndex
+
+LOCKS = SystemIndex.of("locks", keyword=("holder",), double=("expires_at", "completed_at"))
+
 
 class OpenSearchLock:
     """For a cluster: one document in `<prefix>-locks`, changed only by compare-and-set on its seq_no."""
 
     def __init__(self, client: OpenSearch, prefix: str, name: str = "retention") -> None:
         self._client = client
-        self._index = f"{prefix}-locks"
+        self._state = StateIndex(client, prefix, LOCKS)
+        self._index = self._state.name
         self._name = name
 
     def _get(self) -> dict[str, Any] | None:
+        self._state.ready()
         try:
             found: dict[str, Any] = self._client.get(index=self._index, id=self._name)
         except NotFoundError:

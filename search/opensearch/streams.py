@@ -20,25 +20,16 @@ from typing import Any
 
 from opensearchpy import ConflictError, OpenSearch, OpenSearchException
 
-from search.opensearch.system import SystemIndex
+from search.opensearch.system import StateIndex, SystemIndex
 
 log = logging.getLogger(__name__)
 
-STREAMS = SystemIndex(
+STREAMS = SystemIndex.of(
     "streams",
-    {
-        "dynamic": "strict",
-        "properties": {
-            "stream": {"type": "keyword"},
-            "public_key": {"type": "keyword", "index": False},
-            "instance": {"type": "keyword"},
-            "host": {"type": "keyword"},
-            "data_dir": {"type": "keyword", "index": False},
-            "pid": {"type": "long"},
-            "claimed_at": {"type": "double"},
-            "expires_at": {"type": "double"},
-        },
-    },
+    keyword=("stream", "instance", "host"),
+    stored=("public_key", "data_dir"),
+    long=("pid",),
+    double=("claimed_at", "expires_at"),
 )
 
 # A claim lives this long unless renewed; a node renews it every third of it.
@@ -67,14 +58,13 @@ class StreamRegistry:
 
     def __init__(self, client: OpenSearch, prefix: str, clock: Callable[[], float] = time.time) -> None:
         self._client = client
-        self._prefix = prefix
-        self._index = STREAMS.name(prefix)
+        self._state = StateIndex(client, prefix, STREAMS)
+        self._index = self._state.name
         self._clock = clock
-        self._ready = False
 
     def claim(self, me: Claimant, lease_seconds: float = LEASE_SECONDS) -> None:
         """Take or renew `me.stream` for `lease_seconds`; StreamTaken when another node holds it."""
-        self._prepare()
+        self._state.ready()
         for _ in range(_CAS_ROUNDS):
             found = self._client.get(index=self._index, id=me.stream, ignore=[404])
             now = self._clock()
@@ -107,7 +97,7 @@ class StreamRegistry:
 
     def release(self, me: Claimant) -> None:
         """Let the claim lapse now (a clean stop); the stream stays bound to this node's key."""
-        self._prepare()
+        self._state.ready()
         found = self._client.get(index=self._index, id=me.stream, ignore=[404])
         if not found.get("found") or found["_source"].get("instance") != me.instance:
             return
@@ -123,16 +113,11 @@ class StreamRegistry:
 
     def public_keys(self) -> dict[str, str]:
         """Every stream's public key (PEM), by stream name."""
-        self._prepare()
+        self._state.ready()
         answer = self._client.search(
             index=self._index, body={"size": 10_000, "_source": ["stream", "public_key"], "sort": [{"stream": "asc"}]}
         )
         return {hit["_source"]["stream"]: hit["_source"]["public_key"] for hit in answer["hits"]["hits"]}
-
-    def _prepare(self) -> None:
-        if not self._ready:
-            STREAMS.ensure(self._client, self._prefix)
-            self._ready = True
 
 
 def _refusal(me: Claimant, held: dict[str, Any], now: float) -> str | None:

@@ -9,6 +9,7 @@ of events ever sees them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,20 @@ class SystemIndex:
 
     suffix: str
     mappings: dict[str, Any]
+
+    @classmethod
+    def of(cls, suffix: str, **kinds: Sequence[str]) -> SystemIndex:
+        """A strict mapping from field names by kind: `keyword`, `stored` (a keyword never searched),
+        `date`, `double`, `long`."""
+        types: dict[str, dict[str, Any]] = {
+            "keyword": {"type": "keyword"},
+            "stored": {"type": "keyword", "index": False},
+            "date": {"type": "date"},
+            "double": {"type": "double"},
+            "long": {"type": "long"},
+        }
+        properties = {name: types[kind] for kind, names in kinds.items() for name in names}
+        return cls(suffix, {"dynamic": "strict", "properties": properties})
 
     def name(self, prefix: str) -> str:
         return f"{prefix}-{self.suffix}"
@@ -58,6 +73,24 @@ class SystemIndex:
         if not client.indices.exists(index=name):
             client.indices.create(index=name, ignore=[400])  # 400: another node created it first
         return name
+
+
+class StateIndex:
+    """One system index of one prefix as a component uses it: made ready (template, index) at first use."""
+
+    def __init__(self, client: OpenSearch, prefix: str, kind: SystemIndex) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.name = kind.name(prefix)
+        self._kind = kind
+        self._ready = False
+
+    def ready(self) -> str:
+        """The index's name, once it exists; OpenSearch's errors propagate (the next call tries again)."""
+        if not self._ready:
+            self._kind.ensure(self.client, self.prefix)
+            self._ready = True
+        return self.name
 
 
 def delete_matching(client: OpenSearch, index: str, query: dict[str, Any], page: int = 1000) -> int:

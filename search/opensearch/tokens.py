@@ -27,23 +27,13 @@ from eventlog.tokens import (
     TokenStoreUnavailable,
     token_from_dict,
 )
-from search.opensearch.system import STATE_TIMEOUT_SECONDS, SystemIndex
+from search.opensearch.system import STATE_TIMEOUT_SECONDS, StateIndex, SystemIndex
 
-TOKENS = SystemIndex(
+TOKENS = SystemIndex.of(
     "tokens",
-    {
-        "dynamic": "strict",
-        "properties": {
-            "id": {"type": "keyword"},
-            "name": {"type": "keyword", "index": False},
-            "tenant": {"type": "keyword"},
-            "scopes": {"type": "keyword"},
-            "secret_sha256": {"type": "keyword", "index": False},
-            "created_at": {"type": "date"},
-            "expires_at": {"type": "date"},
-            "revoked_at": {"type": "date"},
-        },
-    },
+    keyword=("id", "tenant", "scopes"),
+    stored=("name", "secret_sha256"),
+    date=("created_at", "expires_at", "revoked_at"),
 )
 
 # How long a node trusts what it read of a token: the bound on how late it sees a revocation.
@@ -78,21 +68,18 @@ class OpenSearchTokenStore(TokenStore):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
-        self._prefix = prefix
-        self._index = TOKENS.name(prefix)
+        self._state = StateIndex(client, prefix, TOKENS)
+        self._index = self._state.name
         self._cache_seconds = cache_seconds
         self._clock = clock
         super().__init__()
         self._reads: dict[str, _Read] = {}
         self._known_at = float("-inf")
-        self._ready = False
 
     @contextmanager
     def _reaching(self) -> Iterator[None]:
         try:
-            if not self._ready:
-                TOKENS.ensure(self._client, self._prefix)
-                self._ready = True
+            self._state.ready()
             yield
         except (OpenSearchConnectionError, ConnectionTimeout) as exc:
             raise TokenStoreUnavailable(f"OpenSearch did not answer ({exc.__class__.__name__})") from None

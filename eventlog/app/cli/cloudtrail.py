@@ -8,7 +8,7 @@ import sys
 
 import orjson
 
-from eventlog.app.cli.options import Commands, command_group, data_dir_option, settings_from
+from eventlog.app.cli.options import Commands, command, command_group, settings_from
 from eventlog.datadir import lock_data_dir
 
 
@@ -104,8 +104,10 @@ def add_commands(commands: Commands) -> None:
         help="import AWS CloudTrail log files from S3",
         description="Import AWS CloudTrail log files.",
     )
-    ct_import = cloudtrail_commands.add_parser(
+    ct_import = command(
+        cloudtrail_commands,
         "import",
+        _cloudtrail_import,
         help="read new CloudTrail log files under a bucket/prefix into the journal",
         description="Read the CloudTrail log files under s3://BUCKET/PREFIX/AWSLogs/ (organization trails too) "
         "that earlier runs did not read, map each record to an event (source cloudtrail) and append it to the "
@@ -128,5 +130,3 @@ def add_commands(commands: Commands) -> None:
         "--endpoint-url", default=None, help="S3 endpoint (default: $EVENTLOG_CLOUDTRAIL_ENDPOINT_URL or AWS)"
     )
     ct_import.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    data_dir_option(ct_import)
-    ct_import.set_defaults(run=_cloudtrail_import)

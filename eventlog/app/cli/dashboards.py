@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from eventlog.app.cli.options import Commands, command_group
+from eventlog.app.cli.options import Commands, command, command_group
 from eventlog.settings import Settings
 
 
@@ -65,13 +65,16 @@ def add_commands(commands: Commands) -> None:
         help="OpenSearch Dashboards saved objects",
         description="OpenSearch Dashboards saved objects.",
     )
-    ds_import = dashboards_commands.add_parser(
+    ds_import = command(
+        dashboards_commands,
         "import",
+        _dashboards_import,
         help="load eventlog's index pattern, searches, visualizations and dashboard into Dashboards",
         description="Load eventlog's saved objects (index pattern on the search alias <prefix>-events, saved "
         "searches for failures and admin actions, visualizations, one dashboard) through the saved objects "
         "import API of OpenSearch Dashboards 2.x. Prints what was imported; exit 1 when Dashboards refused "
         "the import or any object, with the object and the reason.",
+        data_dir=False,
     )
     ds_import.add_argument("--url", required=True, help="Dashboards base URL, with its base path if any")
     ds_import.add_argument(
@@ -99,4 +102,3 @@ def add_commands(commands: Commands) -> None:
         default=0.0,
         help="keep trying this long while Dashboards is unreachable or starting (default: 0, try once)",
     )
-    ds_import.set_defaults(run=_dashboards_import)

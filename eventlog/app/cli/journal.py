@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from eventlog.app.cli.options import Commands, command_group, data_dir_option, settings_from
+from eventlog.app.cli.options import Commands, command, command_group, settings_from
 from eventlog.datadir import lock_data_dir
 
 
@@ -39,8 +39,10 @@ def add_commands(commands: Commands) -> None:
     journal_commands = command_group(
         commands, "journal", help="work with a node's journal", description="Work with a node's durable journal."
     )
-    drain = journal_commands.add_parser(
+    drain = command(
+        journal_commands,
         "drain",
+        _drain,
         help="deliver a journal's backlog to its sinks without running the node",
         description="Deliver every event of the journal in the data dir that a sink (the configured search store:"
         " EVENTLOG_OPENSEARCH_URL, else the embedded store; the syslog sink when EVENTLOG_SYSLOG_URL is set) has"
@@ -48,11 +50,9 @@ def add_commands(commands: Commands) -> None:
         " on another machine: its acknowledged events reach the shared store without starting it as a node."
         " Exit 0 when every sink caught up, 1 otherwise (run it again: delivery is idempotent).",
     )
-    data_dir_option(drain)
     drain.add_argument(
         "--timeout-seconds",
         type=float,
         default=600.0,
         help="give up after this long if a sink still lags (default: 600)",
     )
-    drain.set_defaults(run=_drain)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -16,6 +17,23 @@ def command_group(commands: Commands, name: str, *, help: str, description: str)
     """`eventlog <name> ACTION ...`: the group's parser, to which its actions are added."""
     group = commands.add_parser(name, help=help, description=description)
     return group.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
+
+
+def command(
+    commands: Commands,
+    name: str,
+    run: Callable[[argparse.Namespace], int],
+    *,
+    help: str,
+    description: str,
+    data_dir: bool = True,
+) -> argparse.ArgumentParser:
+    """One command (or a group's action) that `run` carries out; with the data-dir option unless told."""
+    parser = commands.add_parser(name, help=help, description=description)
+    if data_dir:
+        data_dir_option(parser)
+    parser.set_defaults(run=run)
+    return parser
 
 
 def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:

@@ -7,7 +7,7 @@ import sys
 
 import orjson
 
-from eventlog.app.cli.options import Commands, command_group, data_dir_option, settings_from
+from eventlog.app.cli.options import Commands, command, command_group, settings_from
 from eventlog.datadir import lock_data_dir
 
 
@@ -124,8 +124,10 @@ def add_commands(commands: Commands) -> None:
     retention_commands = command_group(
         commands, "retention", help="expire events past retention", description="Expire events past retention."
     )
-    run = retention_commands.add_parser(
+    run = command(
+        retention_commands,
         "run",
+        _retention_run,
         help="archive and remove what is past retention now",
         description="Apply the retention policy once to the configured store (EVENTLOG_RETENTION_DAYS, "
         "EVENTLOG_RETENTION_TENANT_DAYS, legal holds), the journal's delivered events, dead letters and old "
@@ -135,14 +137,14 @@ def add_commands(commands: Commands) -> None:
     )
     run.add_argument("--dry-run", action="store_true", help="only print what would be archived and removed")
     run.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    data_dir_option(run)
-    run.set_defaults(run=_retention_run)
 
     archive_commands = command_group(
         commands, "archive", help="read back archived days", description="Work with the S3 archive of expired events."
     )
-    restore = archive_commands.add_parser(
+    restore = command(
+        archive_commands,
         "restore",
+        _archive_restore,
         help="load an archived day of a tenant back into the search store",
         description="Verify the archive of one tenant and UTC day (SHA-256 of every object against its manifest) "
         "and load its events into the configured search store (SQLite or OpenSearch), for an investigation. "
@@ -150,5 +152,3 @@ def add_commands(commands: Commands) -> None:
     )
     restore.add_argument("--tenant", required=True, help="tenant of the archived events")
     restore.add_argument("--day", required=True, help="UTC day, YYYY-MM-DD")
-    data_dir_option(restore)
-    restore.set_defaults(run=_archive_restore)

@@ -7,7 +7,7 @@ import gc
 import os
 import sys
 
-from eventlog.app.cli.options import Commands, data_dir_option, settings_from
+from eventlog.app.cli.options import Commands, command, settings_from
 from eventlog.datadir import lock_data_dir
 from eventlog.settings import Settings
 
@@ -76,8 +76,6 @@ def bootstrap_admin(settings: Settings) -> None:
 
 def add_commands(commands: Commands) -> None:
     """Add the serve command to the `eventlog` parser."""
-    serve = commands.add_parser("serve", help="run the HTTP service", description="Run the HTTP service.")
+    serve = command(commands, "serve", _serve, help="run the HTTP service", description="Run the HTTP service.")
     serve.add_argument("--host", default=None, help="bind address (default: $EVENTLOG_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default: $EVENTLOG_PORT or 8080)")
-    data_dir_option(serve)
-    serve.set_defaults(run=_serve)

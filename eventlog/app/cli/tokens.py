@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 
 import orjson
 
-from eventlog.app.cli.options import Commands, command_group, data_dir_option, settings_from
+from eventlog.app.cli.options import Commands, command, command_group, settings_from
 from eventlog.tokens import TokenStore, parse_scopes
 
 
@@ -64,8 +64,12 @@ def add_commands(commands: Commands) -> None:
     token_commands = command_group(
         commands, "tokens", help="create, list and revoke API tokens", description="Manage API tokens."
     )
-    create = token_commands.add_parser(
-        "create", help="create a token and print its secret once", description="Create a token; prints the secret once."
+    create = command(
+        token_commands,
+        "create",
+        _tokens_create,
+        help="create a token and print its secret once",
+        description="Create a token; prints the secret once.",
     )
     create.add_argument("--tenant", required=True, help="tenant every event and read of this token belongs to")
     create.add_argument(
@@ -76,16 +80,14 @@ def add_commands(commands: Commands) -> None:
     create.add_argument("--name", default=None, help="a label to recognise the token by")
     create.add_argument("--expires-days", type=int, default=None, help="expire after N days (default: never)")
     create.add_argument("--json", action="store_true", help='print only {"id": ..., "secret": ...} on stdout')
-    data_dir_option(create)
-    create.set_defaults(run=_tokens_create)
 
-    listing = token_commands.add_parser("list", help="list tokens (never their secrets)", description="List tokens.")
+    listing = command(
+        token_commands, "list", _tokens_list, help="list tokens (never their secrets)", description="List tokens."
+    )
     listing.add_argument("--tenant", default=None, help="only this tenant's tokens")
     listing.add_argument("--json", action="store_true", help="print a JSON array")
-    data_dir_option(listing)
-    listing.set_defaults(run=_tokens_list)
 
-    revoke = token_commands.add_parser("revoke", help="revoke a token by id", description="Revoke a token by id.")
+    revoke = command(
+        token_commands, "revoke", _tokens_revoke, help="revoke a token by id", description="Revoke a token by id."
+    )
     revoke.add_argument("id", help="the token id shown by `eventlog tokens list`")
-    data_dir_option(revoke)
-    revoke.set_defaults(run=_tokens_revoke)

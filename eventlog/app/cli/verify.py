@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from eventlog.app.cli.options import Commands, data_dir_option, settings_from
+from eventlog.app.cli.options import Commands, command, settings_from
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -45,8 +45,10 @@ def _verify(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Commands) -> None:
     """Add the verify command to the `eventlog` parser."""
-    verify = commands.add_parser(
+    verify = command(
+        commands,
         "verify",
+        _verify,
         help="check the hash chain and signed checkpoints",
         description="Walk the journal's hash chain, check every signed checkpoint's hash against the stored event "
         "and its signature, and hold the journal against its own records of its head, its last purge and its "
@@ -59,7 +61,6 @@ def add_commands(commands: Commands) -> None:
         "found, but something could not be checked (no public key, so signatures were not checked; a journal "
         "last written by an older eventlog).",
     )
-    data_dir_option(verify)
     verify.add_argument(
         "--public-key",
         type=Path,
@@ -67,4 +68,3 @@ def add_commands(commands: Commands) -> None:
         help="Ed25519 public key (PEM) to check checkpoints with; it must exist "
         "(default: signing.pub in the data dir, if there; pin your own copy for real assurance)",
     )
-    verify.set_defaults(run=_verify)
