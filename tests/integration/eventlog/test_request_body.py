@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -36,8 +37,7 @@ def test_a_plain_upload_of_twice_the_limit_reads_the_413(
     headers = _headers(server, header, prefix)
     if close:
         headers["Connection"] = "close"
-    connection = http.client.HTTPConnection("127.0.0.1", server[0].port, timeout=60)
-    try:
+    with contextlib.closing(http.client.HTTPConnection("127.0.0.1", server[0].port, timeout=60)) as connection:
         connection.request("POST", path, body=b" " * (2 * LIMIT), headers=headers)
         answer = connection.getresponse()
         body = json.loads(answer.read())
@@ -50,8 +50,6 @@ def test_a_plain_upload_of_twice_the_limit_reads_the_413(
                 "POST", path, body=b'{"component": "c", "message": "m", "action": "a.b"}', headers=headers
             )
             assert connection.getresponse().status in (201, 422)
-    finally:
-        connection.close()
 
 
 @pytest.mark.parametrize(("path", "header", "prefix"), ENDPOINTS)
@@ -59,15 +57,12 @@ def test_a_chunked_upload_over_the_limit_reads_the_413(
     server: tuple[ServerProcess, str], path: str, header: str, prefix: str
 ) -> None:
     chunks = (b" " * 65_536 for _ in range(2 * LIMIT // 65_536))
-    connection = http.client.HTTPConnection("127.0.0.1", server[0].port, timeout=60)
-    try:
-        headers = {**_headers(server, header, prefix), "Connection": "close"}
+    headers = {**_headers(server, header, prefix), "Connection": "close"}
+    with contextlib.closing(http.client.HTTPConnection("127.0.0.1", server[0].port, timeout=60)) as connection:
         connection.request("POST", path, body=chunks, headers=headers, encode_chunked=True)
         answer = connection.getresponse()
         assert answer.status == 413
         assert json.loads(answer.read())["error"] == "body_too_large"
-    finally:
-        connection.close()
 
 
 @pytest.mark.parametrize(("path", "header", "prefix"), ENDPOINTS)

@@ -192,19 +192,6 @@ def test_newest_checkpoint_deleted_is_reported(journal_dir: Path) -> None:
     ]
 
 
-def test_deleted_prefix_is_reported(journal_dir: Path) -> None:
-    _edit(journal_dir, "DELETE FROM events WHERE seq <= 3")
-    assert _verify(journal_dir) == ["events seq 1..3 are gone, but no purge removed them (none is recorded)"]
-
-
-def test_deleted_prefix_with_a_checkpointed_event_is_reported(journal_dir: Path) -> None:
-    _edit(journal_dir, "DELETE FROM events WHERE seq <= 6")
-    assert _verify(journal_dir) == [
-        "events seq 1..6 are gone, but no purge removed them (none is recorded)",
-        "checkpoint seq=5: signs an event the journal does not hold, and no purge removed it",
-    ]
-
-
 async def test_a_purged_prefix_verifies_and_is_fully_checked(journal_dir: Path) -> None:
     await _call(journal_dir, lambda c: purge_delivered(c, up_to_seq=10, committed_before=time.time() + 1))
     report = _report(journal_dir)
@@ -216,14 +203,27 @@ async def test_a_purged_prefix_verifies_and_is_fully_checked(journal_dir: Path) 
     ]
 
 
-async def test_deleting_past_a_purge_is_reported(journal_dir: Path) -> None:
-    await _call(journal_dir, lambda c: purge_delivered(c, up_to_seq=3, committed_before=time.time() + 1))
-    assert _report(journal_dir).ok
-    _edit(journal_dir, "DELETE FROM events WHERE seq <= 6")
-    assert _verify(journal_dir) == [
-        "events seq 4..6 are gone, but no purge removed them (the last purge went up to seq 3)",
-        "checkpoint seq=5: signs an event the journal does not hold, and no purge removed it",
-    ]
+GONE_SIGNED = "checkpoint seq=5: signs an event the journal does not hold, and no purge removed it"
+
+
+@pytest.mark.parametrize(
+    ("purged_through", "deleted_through", "problems"),
+    [
+        (None, 3, ["events seq 1..3 are gone, but no purge removed them (none is recorded)"]),
+        (None, 6, ["events seq 1..6 are gone, but no purge removed them (none is recorded)", GONE_SIGNED]),
+        (3, 6, ["events seq 4..6 are gone, but no purge removed them (the last purge went up to seq 3)", GONE_SIGNED]),
+    ],
+)
+async def test_a_deleted_prefix_is_reported(
+    journal_dir: Path, purged_through: int | None, deleted_through: int, problems: list[str]
+) -> None:
+    if purged_through is not None:
+        await _call(
+            journal_dir, lambda c: purge_delivered(c, up_to_seq=purged_through, committed_before=time.time() + 1)
+        )
+        assert _report(journal_dir).ok
+    _edit(journal_dir, f"DELETE FROM events WHERE seq <= {deleted_through}")
+    assert _verify(journal_dir) == problems
 
 
 async def test_a_replaced_first_event_after_a_purge_is_caught(journal_dir: Path) -> None:

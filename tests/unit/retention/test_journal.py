@@ -75,15 +75,24 @@ async def test_holds_and_dead_letters_pin_the_prefix_until_they_expire(tmp_path:
         journal.close()
 
 
+async def _checkpoints_at(journal: Journal, *times: str) -> None:
+    """Checkpoints of seq 1, 2, ... signed at these times (stream 's', placeholder hash and signature)."""
+
+    def add(c: sqlite3.Connection) -> None:
+        for seq, at in enumerate(times, 1):
+            c.execute("INSERT INTO checkpoints VALUES ('s', ?, 'h', ?, 'sig')", (seq, at))
+
+    await journal.call(add)
+
+
+async def _checkpoint_seqs(journal: Journal) -> list[int]:
+    return await journal.call(lambda c: [int(r[0]) for r in c.execute("SELECT seq FROM checkpoints ORDER BY seq")])
+
+
 async def test_checkpoints_older_than_the_longest_retention_go_unless_a_hold_reaches_back(tmp_path: Path) -> None:
     journal = await _journal(tmp_path / "j.db", [("a", NEW)])
     try:
-
-        def add(c: sqlite3.Connection) -> None:
-            for seq, at in [(1, "2026-09-01T00:00:00Z"), (2, "2026-11-01T00:00:00Z"), (3, "2026-11-26T00:00:00Z")]:
-                c.execute("INSERT INTO checkpoints VALUES ('s', ?, 'h', ?, 'sig')", (seq, at))
-
-        await journal.call(add)
+        await _checkpoints_at(journal, "2026-09-01T00:00:00Z", "2026-11-01T00:00:00Z", "2026-11-26T00:00:00Z")
         hold = Hold("h", "x", datetime(2026, 10, 15, tzinfo=UTC), None, "case", datetime(2026, 11, 1, tzinfo=UTC), "t")
         kept = await journal.call(lambda c: expire_journal(c, Policy(14, holds=(hold,)), TODAY, ["sqlite"]))
         assert kept.checkpoints == 1  # 2026-09-01 only: the hold reaches back to 2026-10-15
@@ -91,8 +100,7 @@ async def test_checkpoints_older_than_the_longest_retention_go_unless_a_hold_rea
         assert longest.checkpoints == 0  # tenant b keeps 60 days: 2026-11-01 is still needed
         plain = await journal.call(lambda c: expire_journal(c, Policy(14), TODAY, ["sqlite"]))
         assert plain.checkpoints == 1
-        rows = await journal.call(lambda c: [r[0] for r in c.execute("SELECT seq FROM checkpoints ORDER BY seq")])
-        assert rows == [3]
+        assert await _checkpoint_seqs(journal) == [3]
     finally:
         journal.close()
 
@@ -101,15 +109,9 @@ async def test_the_newest_checkpoint_stays_however_old(tmp_path: Path) -> None:
     """It signs the chain the journal still holds; without it `eventlog verify` reports the checkpoints gone."""
     journal = await _journal(tmp_path / "j.db", [("a", OLD), ("a", OLD)])
     try:
-
-        def add(c: sqlite3.Connection) -> None:
-            for seq, at in [(1, "2026-09-01T00:00:00Z"), (2, "2026-09-02T00:00:00Z")]:
-                c.execute("INSERT INTO checkpoints VALUES ('s', ?, 'h', ?, 'sig')", (seq, at))
-
-        await journal.call(add)
+        await _checkpoints_at(journal, "2026-09-01T00:00:00Z", "2026-09-02T00:00:00Z")
         expired = await journal.call(lambda c: expire_journal(c, Policy(14), TODAY, ["sqlite"]))
         assert expired.checkpoints == 1
-        rows = await journal.call(lambda c: [r[0] for r in c.execute("SELECT seq FROM checkpoints ORDER BY seq")])
-        assert rows == [2]
+        assert await _checkpoint_seqs(journal) == [2]
     finally:
         journal.close()
