@@ -370,6 +370,8 @@ path.logs: $NODE_DIR/logs
 bootstrap.memory_lock: false
 # Test machines may have fuller disks than the default watermarks allow.
 cluster.routing.allocation.disk.threshold_enabled: false
+# A test suite makes many small indices (each test its own prefix); the default stops at 1000 shards.
+cluster.max_shards_per_node: 5000
 EOF
     : >"$CONSOLE_LOG"
     rm -f "$PID_FILE"

@@ -7,10 +7,12 @@ those tests with the reason and how to get it, never skips them.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -68,9 +70,21 @@ def opensearch_url(request: pytest.FixtureRequest, _opensearch_node: str) -> str
 
 
 @pytest.fixture
-def index_prefix() -> str:
-    """A fresh index prefix, so tests on the shared node never see each other's events."""
-    return f"t{uuid.uuid4().hex[:12]}"
+def index_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh index prefix, so tests on the shared node never see each other's events.
+
+    Its indices and templates are deleted after the test: every prefix brings a few shards (the daily
+    indices and the cluster's own, tokens and the like), and a node opens at most 1000.
+    """
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    yield prefix
+    callspec = getattr(request.node, "callspec", None)
+    on_opensearch = callspec is not None and callspec.params.get("any_service") == "opensearch"
+    if on_opensearch or "opensearch_url" in request.fixturenames:
+        url = request.getfixturevalue("_opensearch_node")
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.delete(f"{url}/{prefix}-*", params={"expand_wildcards": "all", "ignore_unavailable": "true"})
+            httpx.delete(f"{url}/_index_template/{prefix}-*")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("opensearch", marks=pytest.mark.opensearch)])

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from opensearchpy import OpenSearch
+from opensearchpy import OpenSearch, RequestError
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,11 @@ class SystemIndex:
             client.indices.put_index_template(name=name, body=self.template(prefix))
             log.info("system index template installed", extra={"template": name})
         if not client.indices.exists(index=name):
-            client.indices.create(index=name, ignore=[400])  # 400: another node created it first
+            try:
+                client.indices.create(index=name)
+            except RequestError as exc:
+                if exc.error != "resource_already_exists_exception":  # else another node created it first
+                    raise
         return name
 
 
