@@ -70,6 +70,8 @@ from search.sqlite.store import SqliteStore
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_DRAIN_SECONDS = 4.0
+
 
 def stream_name(settings: Settings) -> str:
     return settings.stream or socket.gethostname()[:64] or "node"
@@ -404,7 +406,9 @@ class Node:
             await asyncio.gather(*background, return_exceptions=True)
             await self.self_audit.close()
             await receipts_recorded()
-            await self.fanout.drain(timeout_seconds=5.0)
+            # What is not delivered by then stays in the journal, delivered at the next start or by
+            # `eventlog journal drain`.
+            await self.fanout.drain(timeout_seconds=SHUTDOWN_DRAIN_SECONDS)
             await self.fanout.stop()
             await self.checkpointer.checkpoint()
             if self.lease is not None:
