@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from typing import Any
 import orjson
 from opensearchpy import NotFoundError, OpenSearch, TransportError
 
+from eventlog.errors import ApiError
 from eventlog.model import format_time
 from search.backend import Bucket, EventQuery, FacetValue, Page, Position, Scope, TenantScopeMissing
 from search.opensearch.query import to_opensearch
@@ -106,18 +108,30 @@ class OpenSearchBackend:
             }
         opaque_id = uuid.uuid4().hex
         ticket.on_cancel(lambda: self._cancel_soon(opaque_id))
-        try:
-            answer: dict[str, Any] = self._client.search(
-                index=None if pit else self._alias, body=body, params=params, headers={"x-opaque-id": opaque_id}
-            )
-        except NotFoundError:
-            if pit:
-                raise
-            return {"hits": {"hits": []}, "aggregations": {}}  # no daily index exists yet
-        except TransportError:  # ConnectionTimeout included
-            if ticket.stopped():
-                raise ticket.stop_error() from None
-            raise
+        for attempt in range(2):
+            try:
+                answer: dict[str, Any] = self._client.search(
+                    index=None if pit else self._alias, body=body, params=params, headers={"x-opaque-id": opaque_id}
+                )
+                break
+            except NotFoundError:
+                if pit:
+                    raise
+                return {"hits": {"hits": []}, "aggregations": {}}  # no daily index exists yet
+            except TransportError as exc:  # ConnectionTimeout included
+                if ticket.stopped():
+                    raise ticket.stop_error() from None
+                # A daily index created a moment ago may not have its shard started: all shards fail, once.
+                if attempt == 0 and exc.status_code == 503 and not ticket.stopped():
+                    time.sleep(0.2)
+                    continue
+                raise ApiError(
+                    503,
+                    "search_unavailable",
+                    f"OpenSearch could not answer this search ({exc.status_code}: {exc.error}); nothing is lost,"
+                    " retry after Retry-After seconds",
+                    headers={"Retry-After": "1"},
+                ) from None
         if answer.get("timed_out"):
             raise ticket.stop_error()
         return answer
