@@ -100,10 +100,8 @@ async def append_or_503(
     answers: list[Appended] = []
     for item in prepared:
         known = held.get(item.id) if item.client_id else None
-        if known is not None and known.seq is not None and known.hash is not None:
-            answers.append(Appended(item.id, known.hash, known.seq, True))
-        else:
-            answers.append(next(appended))
+        receipt = known.receipt(item.id) if known is not None else None
+        answers.append(receipt if receipt is not None else next(appended))
     if claims is not None and ids:
         committed = [a for a, p in zip(answers, prepared, strict=True) if p.client_id and a.id not in held]
         _settle_later(claims, tenant, committed, journal.stream)

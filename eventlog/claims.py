@@ -31,6 +31,12 @@ class Held:
     def committed(self) -> bool:
         return self.seq is not None and self.hash is not None
 
+    def receipt(self, event_id: str) -> Appended | None:
+        """The first attempt's receipt, answered as a duplicate; None while it is being committed."""
+        if self.seq is None or self.hash is None:
+            return None
+        return Appended(event_id, self.hash, self.seq, True)
+
 
 class ClaimStore(Protocol):
     def prepare(self) -> None:

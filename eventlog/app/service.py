@@ -145,9 +145,10 @@ async def drain_journal(settings: Settings, timeout_seconds: float, progress: Ca
     node's disk mounted elsewhere); whether every sink caught up within `timeout_seconds`."""
     metrics = Metrics()
     journal = Journal(settings.journal_path, stream=stream_name(settings))
+    reads = Reads.from_settings(settings.reads)  # the store's reader: built with its sink, unused here
     journal.open()
     try:
-        _, sink = search_store(settings)
+        _, sink = search_store(settings, reads=reads)
         fanout = fan_out(settings, journal, sink, metrics)
         progress(
             f"journal of stream {journal.stream!r}: {journal.last_seq} events; sinks {', '.join(fanout.sink_names)}"
@@ -169,6 +170,7 @@ async def drain_journal(settings: Settings, timeout_seconds: float, progress: Ca
         return True
     finally:
         journal.close()
+        reads.close()
 
 
 def retention_parts(
