@@ -70,12 +70,18 @@ def prepare(event: EventIn, *, tenant: str, received_at: datetime, source: str |
 
 
 async def append_or_503(
-    journal: Journal, tenant: str, prepared: Sequence[Prepared], claims: ClaimStore | None = None
+    journal: Journal,
+    tenant: str,
+    prepared: Sequence[Prepared],
+    claims: ClaimStore | None = None,
+    replicated: Callable[[int], Awaitable[bool]] | None = None,
 ) -> list[Appended]:
     """Append for an HTTP caller: a journal that cannot commit is a 503 with Retry-After, nothing stored.
 
     With `claims` (a cluster), client ids are claimed first: an id another node committed is answered
     with its receipt (`duplicate`), one it is still committing is a 409 `in_progress`, nothing stored.
+    With `replicated` (EVENTLOG_ACK=replicated), the answer, and the receipts recorded for other nodes,
+    wait until the store holds every copy: a receipt another node answers is then one of a replicated event.
     """
     ids = [p.id for p in prepared if p.client_id]
     held: dict[str, Held] = {}
@@ -102,6 +108,8 @@ async def append_or_503(
         known = held.get(item.id) if item.client_id else None
         receipt = known.receipt(item.id) if known is not None else None
         answers.append(receipt if receipt is not None else next(appended))
+    # This journal's own events, replays of them included (another node's receipts are that node's).
+    await _replicated(replicated, max((a.seq for a in answers if a.id not in held), default=0))
     if claims is not None and ids:
         committed = [a for a, p in zip(answers, prepared, strict=True) if p.client_id and a.id not in held]
         _settle_later(claims, tenant, committed, journal.stream)
@@ -127,11 +135,8 @@ def _settle_later(claims: ClaimStore, tenant: str, committed: list[Appended], st
     task.add_done_callback(_SETTLING.discard)
 
 
-async def acknowledged(
-    replicated: Callable[[int], Awaitable[bool]] | None, answers: Sequence[Appended]
-) -> list[Appended]:
-    """`answers` once they may be acknowledged: at once, or (replicated) when the store holds every copy."""
-    last = max((a.seq for a in answers if not a.duplicate), default=0)
+async def _replicated(replicated: Callable[[int], Awaitable[bool]] | None, last: int) -> None:
+    """Return once the store holds every copy of this journal's events through `last`; a 503 if not in time."""
     if replicated is not None and last and not await replicated(last):
         raise ApiError(
             503,
@@ -140,7 +145,6 @@ async def acknowledged(
             " (EVENTLOG_ACK=replicated); they reach it later. Retry with the same client ids: nothing is stored twice",
             headers={"Retry-After": "1"},
         )
-    return list(answers)
 
 
 async def receipts_recorded() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from eventlog.append import acknowledged, append_or_503
+from eventlog.append import append_or_503
 from eventlog.auth import Authenticator
 from eventlog.claims import ClaimStore
 from eventlog.fanout import FanOut
@@ -55,7 +55,7 @@ class Context:
     async def append(self, tenant: str, prepared: Sequence[Prepared]) -> list[Appended]:
         """Append as an HTTP producer does: claimed across the cluster, committed, and acknowledged
         as EVENTLOG_ACK says; the errors are the API's (409, 503)."""
-        return await acknowledged(self.replicated, await append_or_503(self.journal, tenant, prepared, self.claims))
+        return await append_or_503(self.journal, tenant, prepared, self.claims, self.replicated)
 
     def add(self, part: object) -> None:
         self.parts[type(part)] = part
